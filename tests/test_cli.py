@@ -1,0 +1,113 @@
+"""The `irda trace` commands end to end, including every way the input can be wrong."""
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from irlap.frames import build
+from irlap.pcap import PcapWriter, read_pcap
+from irlap.samples import sample_raw_line, sample_session
+from irsock.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "session.raw"
+
+
+def test_example_file_is_current():
+    """examples/session.raw is what examples/make_session.py makes (regenerate it if this fails)."""
+    assert EXAMPLE.read_bytes() == sample_raw_line()
+
+
+def test_convert_reports_counts(tmp_path, capsys):
+    out = tmp_path / "s.pcap"
+    assert main(["trace", "convert", str(EXAMPLE), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{len(sample_session())} frames written" in text
+    assert "1 bad FCS" in text and "3 garbage bytes" in text
+    records = list(read_pcap(out))
+    assert [r.data for r in records] == [build(s.frame) for s in sample_session()]
+    assert all(r.incoming for r in records)
+    times = [r.time for r in records]
+    assert times == sorted(times) and times[0] > 0
+
+
+def test_convert_json_and_outgoing(tmp_path, capsys):
+    raw = tmp_path / "line.raw"
+    raw.write_bytes(b"\xc0\x55\x7d\xc1" + sample_raw_line() + b"\xc0" + b"\x00" * 5000 + b"\xc1" + b"\xc0\x55")
+    out = tmp_path / "s.pcap"
+    assert main(["trace", "convert", str(raw), "-o", str(out), "--direction", "out", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["good"] == len(sample_session()) and report["bad_fcs"] == 1
+    assert report["aborted"] == 2 and report["oversize"] == 1
+    assert all(r.outgoing for r in read_pcap(out))
+
+
+def test_convert_of_noise_says_what_to_check(tmp_path, capsys):
+    raw = tmp_path / "noise.raw"
+    raw.write_bytes(bytes(range(0x80)))
+    assert main(["trace", "convert", str(raw), "-o", str(tmp_path / "n.pcap")]) == 0
+    captured = capsys.readouterr()
+    assert "0 frames written" in captured.out and "raw SIR capture" in captured.err
+
+
+def test_show_lines_and_json(tmp_path, capsys):
+    path = tmp_path / "s.pcap"
+    with PcapWriter(path) as writer:
+        for sample in sample_session():
+            writer.write_frame(build(sample.frame), outgoing=sample.outgoing, time=100 + sample.time)
+        writer.write_log("link closed", time=101.0)
+        writer.write_frame(b"\x55", outgoing=True, time=101.5)
+    assert main(["trace", "show", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("  0.000000 -> XID") and "s=0" in lines[0]
+    assert '"Galileo"' in lines[3] and "hint=8220" in lines[3] and "<-" in lines[3]
+    [snrm] = [line for line in lines if " SNRM " in line]
+    assert "new-ca=0x2a" in snrm and "data 2048 B" in snrm and "window 7" in snrm
+    assert any(" I " in line and "ns=1 nr=1" in line for line in lines)
+    assert "link closed" in lines[-2] and "?" in lines[-1] and "too short" in lines[-1]
+    assert main(["trace", "show", str(path), "--json"]) == 0
+    objects = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert objects[0]["kind"] == "XID" and objects[0]["slot"] == "0" and objects[0]["direction"] == "out"
+    assert objects[3]["nickname"] == "Galileo"
+    assert objects[-1]["kind"] == "?" and "error" in objects[-1]
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "no such file"),
+        (b"", "not a pcap file"),
+        (b"hello world, this is not a capture", "magic number"),
+        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1), "not IrDA"),
+    ],
+)
+def test_show_bad_input_is_one_line_error(tmp_path, capsys, content, words):
+    path = tmp_path / "bad.pcap"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["trace", "show", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and err.startswith("irda: ")
+
+
+def test_convert_missing_input_and_unwritable_output(tmp_path, capsys):
+    assert main(["trace", "convert", str(tmp_path / "nope.raw"), "-o", str(tmp_path / "x.pcap")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["trace", "convert", str(EXAMPLE), "-o", str(tmp_path / "no" / "dir" / "x.pcap")]) == 1
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_truncated_capture_exits_nonzero_without_traceback(tmp_path):
+    path = tmp_path / "cut.pcap"
+    with PcapWriter(path) as writer:
+        writer.write_frame(b"\x55\x11", outgoing=True, time=0)
+        writer.write_frame(b"\x54\x11", outgoing=False, time=1)
+    path.write_bytes(path.read_bytes()[:-3])
+    result = subprocess.run([sys.executable, "-m", "irsock.cli", "trace", "show", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "record 2 is truncated" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.count("\n") == 1  # the good first record was still shown
