@@ -28,7 +28,7 @@ ESCAPE_XOR = 0x20
 #: Residue of CRC-16/X-25 (with its final XOR) over a frame followed by its own FCS.
 GOOD_RESIDUE = 0x0F47
 #: Default number of XBOFs in front of a frame when nothing was negotiated (NDM at 9600 bit/s).
-DEFAULT_XBOFS = 10
+DEFAULT_XBOFS = 12
 #: Largest IrLAP frame (address + control + 2048-byte I-field), FCS not included.
 DEFAULT_MAX_FRAME = 2 + 2048
 
