@@ -1,0 +1,997 @@
+"""The IrLAP station: discovery, connection, windowed reliable transfer and recovery, sans I/O.
+
+A :class:`Station` never reads a clock, a port or a random source of its own. Its driver (the
+discrete-event simulator, or the real-time runtime) feeds it:
+
+* ``receive(frame, now)``: one frame as the SIR unwrapper returned it (FCS already checked);
+* ``sense(now)``: the medium carries energy (a BOF or any byte arrived), for media-busy sensing and
+  the timer extensions while a frame is arriving;
+* ``handle_timer(now)`` at ``next_deadline()``;
+* requests from the layer above: ``discover``, ``connect``, ``send``, ``disconnect``, ``send_ui``,
+  ``send_test``, ``set_local_busy``.
+
+and drains ``take_output()`` (:class:`Transmit` and :class:`SetSpeed` actions, to be carried out in
+order: a speed change waits until the transmissions before it have left the UART) and
+``take_events()``. Misusing the API raises :class:`~irlap.errors.IrLAPError` at once; a peer that
+misbehaves never makes ``receive`` raise, it gets the protocol's reaction (FRMR, reset, disconnect).
+
+The station estimates when its own transmissions leave the line (wire bytes x 10 / baud) and starts
+its reply timers from there, so a driver that sends promptly needs to report nothing back.
+
+Design choices (IrLAP 1.1 where the reference is clear, the Linux stack's behaviour otherwise):
+go-back-N recovery driven by the primary's RR polls (received REJ and SREJ are honoured, never
+sent); the F timer is the peer's max turnaround, the idle poll timer our own; N1/N2 from the
+negotiated link-disconnect time; discovery slots of 90 ms started when the XID is sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from irlap import frames as F
+from irlap.errors import FrameError, IrLAPError, QosError
+from irlap.qos import LinkParams, QosParams, mtt_xbofs, negotiate
+from irlap.sir import wrap
+
+# --- timers and counters (seconds) ----------------------------------------------------------------
+NDM_BAUD = 9600
+NDM_XBOFS = 12
+SLOT_TIMEOUT = 0.090
+SLOT_EXTENSION = 0.010  # while a frame is arriving when the slot timer expires
+QUERY_EXTRA = 0.134  # responder: slot x (S - s) + 34 ms + 100 ms
+MEDIA_BUSY = 0.500
+MEDIA_BUSY_AFTER_DISCOVERY = 0.100
+F_TIMEOUT_NDM = 0.500
+F_EXTENSION = 0.300  # once, while a frame is arriving
+N3 = 3
+BACKOFF = (0.020, 0.050)
+LOG_EXPIRY = 6.0
+DISCOVERY_SLOTS = (1, 6, 8, 16)
+
+
+class State(enum.Enum):
+    NDM = "NDM"
+    QUERY = "QUERY"  # we run a discovery
+    REPLY = "REPLY"  # we answer somebody's discovery
+    SETUP = "SETUP"  # SNRM sent, waiting for UA
+    NRM_PRIMARY = "NRM-P"
+    NRM_SECONDARY = "NRM-S"
+    RESET_WAIT = "RESET"  # reset SNRM sent, waiting for UA
+    PCLOSE = "PCLOSE"  # DISC sent, waiting for UA/DM
+    SCLOSE = "SCLOSE"  # RD sent, waiting for DISC
+
+
+class DisconnectReason(enum.Enum):
+    USER_REQUEST = "user request"
+    PEER_REQUEST = "the peer disconnected"
+    LINK_LOST = "link lost (no answer within the link-disconnect time)"
+    CONNECT_FAILED = "no answer to the connection request"
+    REFUSED = "the peer refused the connection"
+    PROTOCOL_ERROR = "protocol error (reset failed)"
+
+
+# --- actions --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Transmit:
+    """Send one frame: ``xbofs`` fillers, then the SIR-wrapped frame (see :attr:`wire`)."""
+
+    frame: bytes
+    xbofs: int
+
+    @cached_property
+    def wire(self) -> bytes:
+        return wrap(self.frame, self.xbofs)
+
+
+@dataclass(frozen=True)
+class SetSpeed:
+    """Switch dongle and UART to ``baud`` once everything before this action has been sent."""
+
+    baud: int
+
+
+Action = Transmit | SetSpeed
+
+
+# --- events ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiscoveredDevice:
+    """One entry of the discovery log."""
+
+    address: int
+    info: F.DiscoveryInfo | None
+    last_seen: float
+
+    @property
+    def nickname(self) -> str:
+        return self.info.nickname if self.info else ""
+
+    @property
+    def hints(self) -> bytes:
+        return self.info.hints if self.info else b""
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """Our discovery round ended; ``devices`` answered it. ``started`` is when its first XID went out."""
+
+    devices: tuple[DiscoveredDevice, ...]
+    started: float
+    conflict: bool = False
+
+
+@dataclass(frozen=True)
+class DiscoveryIndication:
+    """Another station discovered us, or we overheard its discovery (passive discovery)."""
+
+    device: DiscoveredDevice
+
+
+@dataclass(frozen=True)
+class Connected:
+    peer: int
+    params: LinkParams
+    primary: bool
+
+
+@dataclass(frozen=True)
+class Data:
+    """In-order payload of one I-frame from the peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class UIData:
+    """Connectionless data (a UI frame)."""
+
+    data: bytes
+    command: bool
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The answer to our TEST: the echoed information field."""
+
+    source: int | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: DisconnectReason
+    peer: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkDegraded:
+    """N1 F-timer expiries (or ~3 s of silence): the beam is probably blocked."""
+
+
+@dataclass(frozen=True)
+class LinkReset:
+    """The link was reset; frames that were in flight may be lost. The layer above decides."""
+
+    by_peer: bool
+
+
+Event = (Discovered | DiscoveryIndication | Connected | Data | UIData | TestResult | Disconnected
+         | LinkDegraded | LinkReset)
+
+
+@dataclass
+class StationStats:
+    frames_sent: int = 0
+    i_frames_sent: int = 0
+    retransmissions: int = 0
+    resets: int = 0
+    f_timeouts: int = 0
+    frames_received: int = 0
+    bad_frames: int = 0
+    frmr_sent: int = 0
+    bytes_delivered: int = 0
+
+
+@dataclass
+class _Discovery:
+    slots: int
+    started: float
+    slot: int = 0
+    found: dict[int, DiscoveredDevice] = field(default_factory=dict)
+    conflict: bool = False
+    extensions: int = 0
+
+
+@dataclass
+class _Reply:
+    initiator: int
+    slot: int
+    answered: bool = False
+    last_slot: int = 0
+
+
+def _seq_diff(a: int, b: int) -> int:
+    return (a - b) % 8
+
+
+class Station:
+    """One IrLAP station (see the module docstring for the contract)."""
+
+    def __init__(
+        self,
+        address: int,
+        *,
+        qos: QosParams | None = None,
+        info: F.DiscoveryInfo | None = None,
+        rng: random.Random | None = None,
+        accept_connections: bool = True,
+        slot_timeout: float = SLOT_TIMEOUT,
+        log_expiry: float = LOG_EXPIRY,
+    ) -> None:
+        if not 0 < address < 0xFFFFFFFF:
+            raise IrLAPError("a device address must be a 32-bit value other than 0 and 0xffffffff")
+        self.address = address
+        self.qos = qos or QosParams.offer()
+        self.info = info or F.DiscoveryInfo.make("irsock", hints=0x0400)
+        self.rng = rng or random.Random(address)
+        self.accept_connections = accept_connections
+        self.slot_timeout = slot_timeout
+        self.log_expiry = log_expiry
+        self.stats = StationStats()
+
+        self.state = State.NDM
+        self.baud = NDM_BAUD  # the port's speed once the actions emitted so far are carried out
+        self.params: LinkParams | None = None
+        self.peer: int | None = None
+        self.ca: int | None = None
+        self._output: list[Action] = []
+        self._events: list[Event] = []
+        self._timers: dict[str, float] = {}
+        self._tx_free = 0.0  # when our last emitted transmission leaves the line
+        self._busy_until = 0.0  # media busy
+        self._last_sense = -1.0
+        self._last_rx_end = -1.0
+        self._log: dict[int, DiscoveredDevice] = {}
+        self._pending_ndm: deque[tuple] = deque()
+        self._discovery: _Discovery | None = None
+        self._reply: _Reply | None = None
+        self._setup_tries = 0
+        self._pending_conflict = False  # two devices answered with one address: set the flag next round
+        self._reset_link()
+
+    def _reset_link(self) -> None:
+        self.vs = 0
+        self.vr = 0
+        self.va = 0
+        self._unacked: deque[bytes] = deque()
+        self._queue: deque[bytes] = deque()
+        self._srej: list[tuple[int, bytes]] = []
+        self._token = False
+        self._remote_busy = False
+        self._local_busy = False
+        self._retries = 0
+        self._degraded_sent = False
+        self._received_this_turn = False
+        self._close_requested = False
+        self._frmr: F.FRMR | None = None
+        self._f_extended = False
+        self._wd_expiries = 0
+
+    # --- outputs -----------------------------------------------------------------------------
+    def take_output(self) -> list[Action]:
+        out, self._output = self._output, []
+        return out
+
+    def take_events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return min(self._timers.values()) if self._timers else None
+
+    @property
+    def connected(self) -> bool:
+        return self.state in (State.NRM_PRIMARY, State.NRM_SECONDARY, State.RESET_WAIT, State.PCLOSE, State.SCLOSE)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.state in (State.NRM_PRIMARY, State.RESET_WAIT, State.PCLOSE)
+
+    @property
+    def max_send_size(self) -> int:
+        """Largest payload :meth:`send` takes (the negotiated data size the peer can receive)."""
+        if self.params is None:
+            raise IrLAPError("not connected: the data size is known once the link is up")
+        return self.params.tx_data_size
+
+    @property
+    def tx_queue_len(self) -> int:
+        """Frames waiting to be sent for the first time (not counting unacknowledged ones)."""
+        return len(self._queue)
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
+    def discovery_log(self, now: float) -> list[DiscoveredDevice]:
+        """Devices seen within the log expiry time, most recent first."""
+        for address in [a for a, d in self._log.items() if now - d.last_seen > self.log_expiry]:
+            del self._log[address]
+        return sorted(self._log.values(), key=lambda d: -d.last_seen)
+
+    def media_busy(self, now: float) -> bool:
+        return now < self._busy_until
+
+    # --- internals: emitting ------------------------------------------------------------------
+    def _emit(self, frame: F.Frame, now: float, xbofs: int) -> float:
+        action = Transmit(F.build(frame), xbofs)
+        self._output.append(action)
+        self.stats.frames_sent += 1
+        start = max(now, self._tx_free)
+        self._tx_free = start + len(action.wire) * 10 / self.baud
+        return self._tx_free
+
+    def _set_speed(self, baud: int) -> None:
+        if baud != self.baud:
+            self._output.append(SetSpeed(baud))
+            self.baud = baud
+
+    def _ndm_xbofs(self) -> int:
+        return NDM_XBOFS
+
+    def _first_xbofs(self) -> int:
+        """Fillers before the first frame of our turn: the peer's min turnaround plus its extra BOFs."""
+        assert self.params is not None
+        turnaround = mtt_xbofs(self.baud, self.params.tx_min_turnaround_us) if self.baud <= 115200 else 0
+        return turnaround + self.params.tx_additional_bofs
+
+    def _start(self, name: str, deadline: float) -> None:
+        self._timers[name] = deadline
+
+    def _stop(self, *names: str) -> None:
+        for name in names:
+            self._timers.pop(name, None)
+
+    def _frame_arriving(self) -> bool:
+        return self._last_sense > self._last_rx_end
+
+    # --- inputs: medium -------------------------------------------------------------------------
+    def sense(self, now: float) -> None:
+        """Energy on the medium (a byte arrived): the medium is busy for the next 500 ms."""
+        self._last_sense = now
+        self._busy_until = max(self._busy_until, now + MEDIA_BUSY)
+
+    def receive(self, data: bytes, now: float) -> None:
+        """One received frame (no FCS). Never raises for anything the peer sent."""
+        self._last_rx_end = now
+        self._busy_until = max(self._busy_until, now + MEDIA_BUSY)
+        try:
+            frame = F.parse(data)
+        except F.UndefinedControlError as exc:
+            self.stats.bad_frames += 1
+            self._on_undefined(exc, now)
+            return
+        except FrameError:
+            self.stats.bad_frames += 1
+            return
+        self.stats.frames_received += 1
+        if frame.address == F.BROADCAST_ADDRESS:
+            self._on_broadcast(frame, now)
+        elif self.connected and frame.address == self.ca:
+            if self.is_primary:
+                self._on_primary_frame(frame, now)
+            else:
+                self._on_secondary_frame(frame, now)
+        elif self.state == State.SETUP and frame.address == self.ca:
+            self._on_setup_frame(frame, now)
+
+    # --- requests -------------------------------------------------------------------------------
+    def discover(self, slots: int, now: float) -> None:
+        """Start a discovery round with ``slots`` slots; ends with a :class:`Discovered` event."""
+        if slots not in DISCOVERY_SLOTS:
+            raise IrLAPError(f"discovery takes 1, 6, 8 or 16 slots, not {slots}")
+        if self.state not in (State.NDM, State.REPLY):
+            raise IrLAPError(f"cannot discover while {self.state.value}")
+        self._pending_ndm.append(("discover", slots))
+        self._run_pending(now)
+
+    def connect(self, address: int, now: float) -> None:
+        """Connect to the device ``address`` as primary (SNRM with our QoS)."""
+        if self.state not in (State.NDM, State.REPLY) or any(p[0] == "connect" for p in self._pending_ndm):
+            raise IrLAPError(f"cannot connect while {self.state.value}")
+        if not 0 < address < 0xFFFFFFFF:
+            raise IrLAPError(f"0x{address:08x} is not a device address")
+        self._pending_ndm.append(("connect", address))
+        self._run_pending(now)
+
+    def send_ui(self, data: bytes, now: float) -> None:
+        """Connectionless data to every station in range (sent when the medium is free)."""
+        if self.connected:
+            raise IrLAPError("UI frames are sent only while not connected")
+        if len(data) > 2048:
+            raise IrLAPError("a UI frame carries at most 2048 bytes")
+        self._pending_ndm.append(("ui", bytes(data)))
+        self._run_pending(now)
+
+    def send_test(self, dest: int, data: bytes, now: float) -> None:
+        """A TEST command; the echo comes back as :class:`TestResult`."""
+        if self.connected:
+            raise IrLAPError("TEST is sent only while not connected")
+        self._pending_ndm.append(("test", dest, bytes(data)))
+        self._run_pending(now)
+
+    def send(self, data: bytes, now: float) -> None:
+        """Queue one I-frame payload (at most :attr:`max_send_size` bytes) for the connected peer."""
+        if self.state not in (State.NRM_PRIMARY, State.NRM_SECONDARY, State.RESET_WAIT):
+            raise IrLAPError("not connected")
+        if len(data) > self.max_send_size:
+            raise IrLAPError(f"{len(data)} bytes exceed the negotiated data size of {self.max_send_size}")
+        self._queue.append(bytes(data))
+        if self.state == State.NRM_PRIMARY and self._token and "p" in self._timers:
+            self._stop("p")
+            self._primary_turn(now)
+
+    def set_local_busy(self, busy: bool, now: float) -> None:
+        """The layer above cannot take more data (RNR) or can again (RR)."""
+        if self._local_busy == busy:
+            return
+        self._local_busy = busy
+        if not busy and self.state == State.NRM_PRIMARY and self._token and "p" in self._timers:
+            self._stop("p")
+            self._primary_turn(now)
+
+    def disconnect(self, now: float) -> None:
+        """Close the link (DISC as primary, RD as secondary at the next poll)."""
+        if self.state in (State.NDM, State.QUERY, State.REPLY):
+            self._pending_ndm = deque(p for p in self._pending_ndm if p[0] != "connect")
+            return
+        if self.state == State.SETUP:
+            self._stop("f", "backoff")
+            self._to_ndm(now, DisconnectReason.USER_REQUEST)
+            return
+        self._close_requested = True
+        if self.state == State.NRM_PRIMARY and self._token:
+            self._stop("p")
+            self._primary_turn(now)
+
+    # --- NDM: pending actions that wait for a free medium -------------------------------------------
+    def _run_pending(self, now: float) -> None:
+        while self._pending_ndm and self.state == State.NDM:
+            if self.media_busy(now):
+                self._start("media", self._busy_until)
+                return
+            self._stop("media")
+            item = self._pending_ndm.popleft()
+            kind = item[0]
+            if kind == "discover":
+                self._begin_discovery(item[1], now)
+            elif kind == "connect":
+                self._begin_connect(item[1], now)
+            elif kind == "ui":
+                self._emit(F.UI(command=True, poll_final=False, info=item[1]), now, self._ndm_xbofs())
+            elif kind == "test":
+                self._emit(F.TEST(command=True, source=self.address, dest=item[1], info=item[2]), now,
+                           self._ndm_xbofs())
+
+    # --- discovery ------------------------------------------------------------------------------
+    def _begin_discovery(self, slots: int, now: float) -> None:
+        self.state = State.QUERY
+        self._discovery = _Discovery(slots=slots, started=now, conflict=self._pending_conflict)
+        self._pending_conflict = False
+        self._send_xid_slot(now)
+
+    def _send_xid_slot(self, now: float) -> None:
+        d = self._discovery
+        assert d is not None
+        frame = F.XIDCommand(source=self.address, slots=d.slots, slot=d.slot, conflict=d.conflict)
+        self._emit(frame, now, self._ndm_xbofs())
+        self._start("slot", now + self.slot_timeout)
+
+    def _slot_expired(self, now: float) -> None:
+        d = self._discovery
+        assert d is not None
+        if self._frame_arriving() and d.extensions < 3:
+            d.extensions += 1
+            self._start("slot", now + SLOT_EXTENSION)
+            return
+        d.extensions = 0
+        d.slot += 1
+        if d.slot < d.slots:
+            self._send_xid_slot(now)
+            return
+        final = F.XIDCommand(source=self.address, slots=d.slots, slot=F.XID_FINAL_SLOT, conflict=d.conflict,
+                             info=self.info)
+        self._emit(final, now, self._ndm_xbofs())
+        self.state = State.NDM
+        self._discovery = None
+        for device in d.found.values():
+            self._log[device.address] = device
+        self._events.append(Discovered(tuple(d.found.values()), d.started, conflict=self._pending_conflict))
+        self._run_pending(now)
+
+    def _on_broadcast(self, frame: F.Frame, now: float) -> None:
+        match frame:
+            case F.XIDCommand():
+                self._on_xid_command(frame, now)
+            case F.XIDResponse() if self.state == State.QUERY and frame.dest == self.address:
+                d = self._discovery
+                assert d is not None
+                device = DiscoveredDevice(frame.source, frame.info, now)
+                if frame.source in d.found and d.found[frame.source].info != frame.info:
+                    self._pending_conflict = True  # two devices answered with one address
+                d.found[frame.source] = device
+            case F.SNRM(dest=dest) if dest == self.address:
+                self._on_snrm(frame, now)
+            case F.TEST(command=True) if frame.dest in (self.address, F.BROADCAST_DEVICE) and not self.connected:
+                reply = F.TEST(command=False, source=self.address, dest=frame.source, info=frame.info)
+                self._emit(reply, now, self._ndm_xbofs())
+            case F.TEST(command=False) if frame.dest == self.address:
+                self._events.append(TestResult(frame.source, frame.info))
+            case F.UI():
+                self._events.append(UIData(frame.info, frame.command))
+
+    def _on_xid_command(self, frame: F.XIDCommand, now: float) -> None:
+        if frame.is_final:
+            device = DiscoveredDevice(frame.source, frame.info, now)
+            self._log[frame.source] = device
+            self._events.append(DiscoveryIndication(device))
+            if self.state == State.REPLY:
+                self.state = State.NDM
+                self._reply = None
+                self._stop("query")
+            self._busy_until = max(self._busy_until, now + MEDIA_BUSY_AFTER_DISCOVERY)
+            if self.state == State.NDM:
+                self._run_pending(now)
+            return
+        if self.state not in (State.NDM, State.REPLY) or frame.dest not in (F.BROADCAST_DEVICE, self.address):
+            return
+        if (self.state == State.NDM or self._reply is None or self._reply.initiator != frame.source
+                or frame.slot < self._reply.last_slot):
+            if frame.conflict:
+                self._new_address()
+            slot = self.rng.randint(frame.slot, frame.slots - 1) if frame.slot < frame.slots else frame.slot
+            self._reply = _Reply(initiator=frame.source, slot=slot)
+            self.state = State.REPLY
+        self._start("query", now + self.slot_timeout * (frame.slots - frame.slot) + QUERY_EXTRA)
+        reply = self._reply
+        reply.last_slot = frame.slot
+        if not reply.answered and frame.slot == reply.slot:
+            reply.answered = True
+            response = F.XIDResponse(source=self.address, dest=frame.source, slots=frame.slots, slot=frame.slot,
+                                     info=self.info)
+            self._emit(response, now, self._ndm_xbofs())
+
+    def _new_address(self) -> None:
+        while True:
+            candidate = self.rng.randrange(1, 0xFFFFFFFF)
+            if candidate != self.address:
+                self.address = candidate
+                return
+
+    # --- connection setup -----------------------------------------------------------------------
+    def _begin_connect(self, address: int, now: float) -> None:
+        self.state = State.SETUP
+        self.peer = address
+        self.ca = self.rng.randint(1, 0x7E)
+        self._setup_tries = 0
+        self._send_snrm(now)
+
+    def _send_snrm(self, now: float) -> None:
+        assert self.peer is not None and self.ca is not None
+        self._setup_tries += 1
+        frame = F.SNRM(source=self.address, dest=self.peer, new_address=self.ca, qos=self.qos)
+        end = self._emit(frame, now, self._ndm_xbofs())
+        self._start("f", end + F_TIMEOUT_NDM)
+
+    def _on_setup_frame(self, frame: F.Frame, now: float) -> None:
+        match frame:
+            case F.UA(source=source) if source == self.peer:
+                try:
+                    params = negotiate(self.qos, frame.qos or QosParams())
+                except QosError:
+                    self._emit(F.DISC(address=self.ca), now, self._ndm_xbofs())
+                    self._to_ndm(now, DisconnectReason.REFUSED)
+                    return
+                self._stop("f", "backoff")
+                self._enter_nrm(params, primary=True, now=now)
+                self._events.append(Connected(self.peer, params, primary=True))
+                self._primary_turn(now, idle_poll=True)  # first poll at the new speed
+            case F.DM():
+                self._stop("f", "backoff")
+                self._to_ndm(now, DisconnectReason.REFUSED)
+
+    def _on_snrm(self, frame: F.SNRM, now: float) -> None:
+        """An SNRM addressed to us: answer UA (or DM), then switch speed."""
+        if frame.is_reset:
+            return
+        if self.state == State.SETUP:
+            if self.address > frame.source:
+                return  # contention: the larger address stays primary
+            self._stop("f", "backoff")
+        elif self.state not in (State.NDM, State.REPLY):
+            return
+        self._stop("query")
+        self._reply = None
+        if not self.accept_connections:
+            self._emit(F.DM(address=frame.new_address), now, self._ndm_xbofs())
+            self.state = State.NDM
+            return
+        try:
+            params = negotiate(self.qos, frame.qos or QosParams())
+        except QosError:
+            self._emit(F.DM(address=frame.new_address), now, self._ndm_xbofs())
+            self.state = State.NDM
+            return
+        self.peer = frame.source
+        self.ca = frame.new_address
+        xbofs = mtt_xbofs(NDM_BAUD, params.tx_min_turnaround_us) + params.tx_additional_bofs
+        self._emit(F.UA(address=self.ca, source=self.address, dest=frame.source, qos=self.qos), now,
+                   max(xbofs, self._ndm_xbofs()))
+        self._enter_nrm(params, primary=False, now=now)
+        self._events.append(Connected(self.peer, params, primary=False))
+
+    def _enter_nrm(self, params: LinkParams, *, primary: bool, now: float) -> None:
+        self._reset_link()
+        self.params = params
+        self.state = State.NRM_PRIMARY if primary else State.NRM_SECONDARY
+        self._set_speed(params.baud)
+        self._token = primary
+        if not primary:
+            self._start_wd(now)
+
+    def _to_ndm(self, now: float, reason: DisconnectReason) -> None:
+        peer = self.peer
+        self._timers = {k: v for k, v in self._timers.items() if k == "media"}
+        self._set_speed(NDM_BAUD)
+        self.state = State.NDM
+        self.params = None
+        self.ca = None
+        self.peer = None
+        self._reset_link()
+        self._events.append(Disconnected(reason, peer))
+        self._run_pending(now)
+
+    # --- timers ---------------------------------------------------------------------------------
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now``."""
+        while True:
+            due = [(deadline, name) for name, deadline in self._timers.items() if deadline <= now + 1e-12]
+            if not due:
+                return
+            _deadline, name = min(due)
+            del self._timers[name]
+            getattr(self, f"_timer_{name}")(now)
+
+    def _timer_media(self, now: float) -> None:
+        self._run_pending(now)
+
+    def _timer_slot(self, now: float) -> None:
+        self._slot_expired(now)
+
+    def _timer_query(self, now: float) -> None:
+        if self.state == State.REPLY:
+            self.state = State.NDM
+            self._reply = None
+            self._run_pending(now)
+
+    def _timer_backoff(self, now: float) -> None:
+        if self.state == State.SETUP:
+            self._send_snrm(now)
+        elif self.state == State.RESET_WAIT:
+            self._send_reset(now)
+
+    def _timer_f(self, now: float) -> None:
+        if self._frame_arriving() and not self._f_extended:
+            self._f_extended = True
+            self._start("f", now + F_EXTENSION)
+            return
+        self._f_extended = False
+        self.stats.f_timeouts += 1
+        if self.state == State.SETUP:
+            if self._setup_tries >= N3:
+                self._to_ndm(now, DisconnectReason.CONNECT_FAILED)
+            else:
+                self._start("backoff", now + self.rng.uniform(*BACKOFF))
+            return
+        if self.state == State.PCLOSE:
+            self._retries += 1
+            if self._retries >= N3:
+                self._to_ndm(now, DisconnectReason.USER_REQUEST)
+            else:
+                self._send_disc(now)
+            return
+        if self.state == State.RESET_WAIT:
+            self._retries += 1
+            if self._retries >= N3:
+                self._to_ndm(now, DisconnectReason.PROTOCOL_ERROR)
+            else:
+                self._start("backoff", now + self.rng.uniform(*BACKOFF))
+            return
+        if self.state != State.NRM_PRIMARY:
+            return
+        self._retries += 1
+        assert self.params is not None
+        if self._retries >= self.params.n2:
+            self._to_ndm(now, DisconnectReason.LINK_LOST)
+            return
+        if self.params.n1 and self._retries >= self.params.n1 and not self._degraded_sent:
+            self._degraded_sent = True
+            self._events.append(LinkDegraded())
+        # poll again; the answer's N(R) tells what to resend
+        self._token = True
+        self._send_supervisory(now, poll=True)
+
+    def _timer_p(self, now: float) -> None:
+        if self.state == State.NRM_PRIMARY and self._token:
+            self._primary_turn(now, idle_poll=True)
+
+    def _timer_wd(self, now: float) -> None:
+        if self.state not in (State.NRM_SECONDARY, State.SCLOSE):
+            return
+        assert self.params is not None
+        self._wd_expiries += 1
+        silent = self._wd_expiries * self._wd_timeout()
+        if silent >= self.params.link_disconnect_s - 1e-9:
+            self._to_ndm(now, DisconnectReason.LINK_LOST)
+            return
+        if self.params.link_disconnect_s > 3 and silent >= 3.0 - 1e-9 and not self._degraded_sent:
+            self._degraded_sent = True
+            self._events.append(LinkDegraded())
+        self._start("wd", now + self._wd_timeout())
+
+    def _wd_timeout(self) -> float:
+        assert self.params is not None
+        return 2 * self.params.rx_max_turnaround_ms / 1000
+
+    def _start_wd(self, now: float) -> None:
+        self._wd_expiries = 0
+        self._start("wd", now + self._wd_timeout())
+
+    # --- NRM common -------------------------------------------------------------------------------
+    def _valid_nr(self, nr: int) -> bool:
+        return _seq_diff(nr, self.va) <= _seq_diff(self.vs, self.va)
+
+    def _ack(self, nr: int) -> None:
+        while self.va != nr and self._unacked:
+            self._unacked.popleft()
+            self.va = (self.va + 1) % 8
+        self._srej = [(ns, data) for ns, data in self._srej if _seq_diff(ns, self.va) < _seq_diff(self.vs, self.va)]
+
+    def _go_back(self) -> None:
+        """Resend every unacknowledged frame, with the same sequence numbers."""
+        if self._unacked:
+            self.stats.retransmissions += len(self._unacked)
+            self._queue.extendleft(reversed(self._unacked))
+            self._unacked.clear()
+            self.vs = self.va
+            self._srej.clear()
+
+    def _on_i_frame(self, frame: F.IFrame) -> None:
+        if frame.ns == self.vr:
+            self.vr = (self.vr + 1) % 8
+            self.stats.bytes_delivered += len(frame.info)
+            self._received_this_turn = True
+            if frame.info:
+                self._events.append(Data(frame.info))
+
+    def _handle_s_frame(self, frame: F.SFrame) -> None:
+        self._ack(frame.nr)
+        match frame:
+            case F.RR():
+                self._remote_busy = False
+            case F.RNR():
+                self._remote_busy = True
+            case F.REJ():
+                self._remote_busy = False
+                self._go_back()
+            case F.SREJ():
+                if self._unacked:
+                    self._srej.append((self.va, self._unacked[0]))
+                    self.stats.retransmissions += 1
+
+    def _send_window(self, now: float, *, final: bool) -> float:
+        """Our turn: (re)send I-frames up to the window, the last with P/F; else RR/RNR with P/F."""
+        assert self.params is not None
+        xbofs = self._first_xbofs()
+        frames: list[F.Frame] = []
+        command = self.is_primary
+        for ns, data in self._srej:
+            frames.append(F.IFrame(address=self.ca, command=command, poll_final=False, ns=ns, nr=self.vr,
+                                   info=data))
+        self._srej = []
+        while (self._queue and not self._remote_busy and len(self._unacked) < self.params.tx_window
+               and len(frames) < self.params.tx_window):
+            data = self._queue.popleft()
+            frames.append(F.IFrame(address=self.ca, command=command, poll_final=False, ns=self.vs, nr=self.vr,
+                                   info=data))
+            self._unacked.append(data)
+            self.vs = (self.vs + 1) % 8
+            self.stats.i_frames_sent += 1
+        if not frames:
+            return self._send_supervisory(now, poll=final)
+        frames[-1] = F.replace(frames[-1], poll_final=final)
+        end = now
+        for index, frame in enumerate(frames):
+            end = self._emit(frame, now, xbofs if index == 0 else self.params.tx_additional_bofs)
+        self._received_this_turn = False
+        return end
+
+    def _send_supervisory(self, now: float, *, poll: bool) -> float:
+        cls = F.RNR if self._local_busy else F.RR
+        frame = cls(address=self.ca, command=self.is_primary, poll_final=poll, nr=self.vr)
+        end = self._emit(frame, now, self._first_xbofs())
+        self._received_this_turn = False
+        if self.is_primary and poll:
+            self._token = False
+            self._start("f", end + self._f_timeout())
+        return end
+
+    def _f_timeout(self) -> float:
+        assert self.params is not None
+        return self.params.rx_max_turnaround_ms / 1000
+
+    def _on_undefined(self, exc: F.UndefinedControlError, now: float) -> None:
+        if exc.address_byte >> 1 != self.ca or not self.connected:
+            return
+        if self.state == State.NRM_SECONDARY:
+            self._frmr = F.FRMR(address=self.ca, rejected_control=exc.control, vs=self.vs, vr=self.vr,
+                                rejected_was_response=not exc.address_byte & 1, w=True, x=exc.has_info)
+            if exc.control & F.PF:
+                self._secondary_turn(now)
+        elif self.state == State.NRM_PRIMARY:
+            self._start_reset(now)
+
+    # --- NRM primary ---------------------------------------------------------------------------------
+    def _primary_turn(self, now: float, *, idle_poll: bool = False) -> None:
+        """We hold the token: send data, a poll, a DISC, or wait (idle) for the P timer."""
+        if self._close_requested:
+            self._send_disc(now)
+            return
+        has_data = bool(self._queue or self._srej) and not self._remote_busy
+        if has_data:
+            end = self._send_window(now, final=True)
+            self._token = False
+            self._start("f", end + self._f_timeout())
+            return
+        if self._received_this_turn or idle_poll:
+            self._send_supervisory(now, poll=True)
+            return
+        assert self.params is not None
+        self._start("p", now + self.params.tx_max_turnaround_ms / 1000)
+
+    def _on_primary_frame(self, frame: F.Frame, now: float) -> None:
+        if frame.command:
+            return  # only responses come from a secondary
+        if self.state == State.PCLOSE:
+            if isinstance(frame, (F.UA, F.DM)):
+                self._to_ndm(now, DisconnectReason.USER_REQUEST)
+            return
+        if self.state == State.RESET_WAIT:
+            if isinstance(frame, F.UA):
+                self._stop("f", "backoff")
+                self.state = State.NRM_PRIMARY
+                self._events.append(LinkReset(by_peer=False))
+                self._primary_turn(now, idle_poll=True)
+            elif isinstance(frame, F.DM):
+                self._to_ndm(now, DisconnectReason.PEER_REQUEST)
+            return
+        match frame:
+            case F.IFrame() | F.RR() | F.RNR() | F.REJ() | F.SREJ():
+                if not self._valid_nr(frame.nr):
+                    self._start_reset(now)
+                    return
+                if isinstance(frame, F.IFrame):
+                    self._ack(frame.nr)
+                    self._on_i_frame(frame)
+                else:
+                    self._handle_s_frame(frame)
+            case F.FRMR():
+                self._start_reset(now)
+                return
+            case F.RD():
+                self._stop("f")
+                self._send_disc(now)
+                return
+            case F.DM():
+                self._to_ndm(now, DisconnectReason.PEER_REQUEST)
+                return
+            case F.RNRM():
+                self._start_reset(now)
+                return
+            case F.TEST() | F.UI():
+                if isinstance(frame, F.UI):
+                    self._events.append(UIData(frame.info, frame.command))
+            case _:
+                return
+        if frame.poll_final:
+            self._stop("f")
+            self._f_extended = False
+            self._retries = 0
+            self._degraded_sent = False
+            self._token = True
+            if self._unacked:
+                self._go_back()  # the final N(R) did not cover everything we sent
+            self._primary_turn(now)
+
+    def _send_disc(self, now: float) -> None:
+        self.state = State.PCLOSE
+        self._token = False
+        end = self._emit(F.DISC(address=self.ca), now, self._first_xbofs())
+        self._start("f", end + self._f_timeout())
+
+    def _start_reset(self, now: float) -> None:
+        self.stats.resets += 1
+        self._stop("p", "f")
+        lost = len(self._unacked)
+        self._unacked.clear()
+        self._srej.clear()
+        self.vs = self.vr = self.va = 0
+        self._retries = 0
+        self.state = State.RESET_WAIT
+        del lost
+        self._send_reset(now)
+
+    def _send_reset(self, now: float) -> None:
+        end = self._emit(F.SNRM(address=self.ca), now, self._first_xbofs())
+        self._start("f", end + self._f_timeout())
+
+    # --- NRM secondary -------------------------------------------------------------------------------
+    def _on_secondary_frame(self, frame: F.Frame, now: float) -> None:
+        if not frame.command:
+            return
+        self._start_wd(now)
+        self._degraded_sent = False
+        match frame:
+            case F.IFrame() | F.RR() | F.RNR() | F.REJ() | F.SREJ():
+                if self._frmr is None and not self._valid_nr(frame.nr):
+                    self._frmr = F.FRMR(address=self.ca, rejected_control=F.build(frame)[1], vs=self.vs,
+                                        vr=self.vr, z=True)
+                elif self._frmr is None:
+                    if isinstance(frame, F.IFrame):
+                        self._ack(frame.nr)
+                        self._on_i_frame(frame)
+                    else:
+                        self._handle_s_frame(frame)
+            case F.SNRM() if frame.is_reset:
+                self.stats.resets += 1
+                params = self.params
+                self._reset_link()
+                self.params = params
+                self._start_wd(now)
+                self._events.append(LinkReset(by_peer=True))
+                self._emit(F.UA(address=self.ca), now, self._first_xbofs())
+                return
+            case F.SNRM():
+                return  # a new connection request while connected: the primary will time out and retry
+            case F.DISC():
+                self._emit(F.UA(address=self.ca), now, self._first_xbofs())
+                self._to_ndm(now, DisconnectReason.USER_REQUEST if self.state == State.SCLOSE
+                             else DisconnectReason.PEER_REQUEST)
+                return
+            case F.TEST():
+                self._emit(F.TEST(address=self.ca, command=False, info=frame.info), now, self._first_xbofs())
+                return
+            case F.UI():
+                self._events.append(UIData(frame.info, frame.command))
+            case _:
+                return
+        if frame.poll_final:
+            self._secondary_turn(now)
+
+    def _secondary_turn(self, now: float) -> None:
+        if self._frmr is not None:
+            self.stats.frmr_sent += 1
+            self._emit(self._frmr, now, self._first_xbofs())
+            return
+        if self._close_requested:
+            self.state = State.SCLOSE
+            self._emit(F.RD(address=self.ca), now, self._first_xbofs())
+            return
+        if self._unacked and not self._srej:
+            # the primary polled again without acknowledging everything: resend from its N(R)
+            self._go_back()
+        self._send_window(now, final=True)
