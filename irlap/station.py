@@ -157,6 +157,8 @@ class UIData:
 class TestResult:
     """The answer to our TEST: the echoed information field."""
 
+    __test__ = False  # not a pytest class
+
     source: int | None
     data: bytes
 
@@ -431,18 +433,21 @@ class Station:
         if len(data) > self.max_send_size:
             raise IrLAPError(f"{len(data)} bytes exceed the negotiated data size of {self.max_send_size}")
         self._queue.append(bytes(data))
+        self._wake_primary(now)
+
+    def _wake_primary(self, now: float) -> None:
+        """An idle primary takes its turn at once; through a timer due now, so that several requests
+        made at the same instant go out in one window."""
         if self.state == State.NRM_PRIMARY and self._token and "p" in self._timers:
-            self._stop("p")
-            self._primary_turn(now)
+            self._start("p", min(self._timers["p"], now))
 
     def set_local_busy(self, busy: bool, now: float) -> None:
         """The layer above cannot take more data (RNR) or can again (RR)."""
         if self._local_busy == busy:
             return
         self._local_busy = busy
-        if not busy and self.state == State.NRM_PRIMARY and self._token and "p" in self._timers:
-            self._stop("p")
-            self._primary_turn(now)
+        if not busy:
+            self._wake_primary(now)
 
     def disconnect(self, now: float) -> None:
         """Close the link (DISC as primary, RD as secondary at the next poll)."""
@@ -454,9 +459,7 @@ class Station:
             self._to_ndm(now, DisconnectReason.USER_REQUEST)
             return
         self._close_requested = True
-        if self.state == State.NRM_PRIMARY and self._token:
-            self._stop("p")
-            self._primary_turn(now)
+        self._wake_primary(now)
 
     # --- NDM: pending actions that wait for a free medium -------------------------------------------
     def _run_pending(self, now: float) -> None:
@@ -913,8 +916,8 @@ class Station:
             self._retries = 0
             self._degraded_sent = False
             self._token = True
-            if self._unacked:
-                self._go_back()  # the final N(R) did not cover everything we sent
+            if self._unacked and not self._srej:
+                self._go_back()  # the final N(R) did not cover everything we sent (SREJ names its one frame)
             self._primary_turn(now)
 
     def _send_disc(self, now: float) -> None:

@@ -1,0 +1,504 @@
+"""The IrLAP station alone, with an explicit clock: frames in, frames, speed changes and deadlines out."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from irlap import frames as F
+from irlap.errors import IrLAPError
+from irlap.qos import QosParams, mtt_xbofs
+from irlap.station import (
+    MEDIA_BUSY,
+    NDM_XBOFS,
+    SLOT_TIMEOUT,
+    Connected,
+    Data,
+    Disconnected,
+    DisconnectReason,
+    Discovered,
+    DiscoveryIndication,
+    LinkDegraded,
+    LinkReset,
+    SetSpeed,
+    State,
+    Station,
+    TestResult,
+    Transmit,
+    UIData,
+)
+
+A = 0x11111111
+B = 0x22222222
+CA = 0x2A
+
+
+def station(address=A, **kwargs) -> Station:
+    kwargs.setdefault("rng", random.Random(7))
+    kwargs.setdefault("info", F.DiscoveryInfo.make("me" if address == A else "peer", hints=0x8420))
+    return Station(address, **kwargs)
+
+
+def frames_out(st: Station) -> list[F.Frame]:
+    return [F.parse(a.frame) for a in st.take_output() if isinstance(a, Transmit)]
+
+
+def tx_time(action: Transmit, baud: int) -> float:
+    return len(action.wire) * 10 / baud
+
+
+# --- discovery ---------------------------------------------------------------------------------------
+def test_discovery_initiator_slots_and_final():
+    st = station()
+    st.discover(6, now=0.0)
+    [action] = st.take_output()
+    first = F.parse(action.frame)
+    assert isinstance(first, F.XIDCommand) and first.slot == 0 and first.slots == 6 and first.info is None
+    assert action.xbofs == NDM_XBOFS
+    assert st.next_deadline() == pytest.approx(SLOT_TIMEOUT)
+    for slot in range(1, 6):
+        st.handle_timer(slot * SLOT_TIMEOUT)
+        [frame] = frames_out(st)
+        assert frame.slot == slot
+    response = F.XIDResponse(source=B, dest=A, slots=6, slot=5, info=F.DiscoveryInfo.make("peer", hints=0x8420))
+    st.receive(response.to_bytes(), now=5 * SLOT_TIMEOUT + 0.03)
+    st.handle_timer(6 * SLOT_TIMEOUT)
+    [final] = frames_out(st)
+    assert final.is_final and final.info.nickname == "me"
+    [event] = st.take_events()
+    assert isinstance(event, Discovered) and event.started == 0.0
+    assert [(d.address, d.nickname, d.hints) for d in event.devices] == [(B, "peer", b"\x84\x20")]
+    assert st.state == State.NDM and st.next_deadline() is None
+    assert [d.address for d in st.discovery_log(now=1.0)] == [B]
+    assert st.discovery_log(now=100.0) == []  # expired
+
+
+def test_media_busy_delays_discovery():
+    st = station()
+    st.sense(now=1.0)
+    st.discover(1, now=1.2)
+    assert st.take_output() == []
+    assert st.next_deadline() == pytest.approx(1.0 + MEDIA_BUSY)
+    st.handle_timer(1.5)
+    assert isinstance(frames_out(st)[0], F.XIDCommand)
+
+
+def test_slot_timer_extended_while_a_frame_arrives():
+    st = station()
+    st.discover(1, now=0.0)
+    st.take_output()
+    st.sense(now=0.085)  # a response started but has not ended
+    st.handle_timer(SLOT_TIMEOUT)
+    assert st.take_output() == []
+    assert st.next_deadline() > SLOT_TIMEOUT
+
+
+def test_responder_answers_once_in_its_random_slot():
+    st = station(B, rng=random.Random(3))
+    answers = []
+    for slot in range(8):
+        xid = F.XIDCommand(source=A, slots=8, slot=slot)
+        st.receive(xid.to_bytes(), now=slot * SLOT_TIMEOUT)
+        answers += [(slot, f) for f in frames_out(st)]
+    assert len(answers) == 1
+    slot, response = answers[0]
+    assert isinstance(response, F.XIDResponse) and response.slot == slot and response.dest == A
+    assert response.source == B and response.info.nickname == "peer"
+    assert st.state == State.REPLY
+    final = F.XIDCommand(source=A, slots=8, slot=0xFF, info=F.DiscoveryInfo.make("me"))
+    st.receive(final.to_bytes(), now=0.8)
+    [event] = st.take_events()
+    assert isinstance(event, DiscoveryIndication) and event.device.address == A and event.device.nickname == "me"
+    assert st.state == State.NDM
+
+
+def test_responder_slot_is_never_before_the_first_slot_heard():
+    for seed in range(30):
+        st = station(B, rng=random.Random(seed))
+        st.receive(F.XIDCommand(source=A, slots=6, slot=3).to_bytes(), now=0)
+        out = frames_out(st)
+        for slot in range(4, 6):
+            st.receive(F.XIDCommand(source=A, slots=6, slot=slot).to_bytes(), now=slot * 0.09)
+            out += frames_out(st)
+        assert len(out) == 1 and out[0].slot >= 3
+
+
+def test_query_timer_returns_responder_to_ndm():
+    st = station(B)
+    st.receive(F.XIDCommand(source=A, slots=6, slot=0).to_bytes(), now=0.0)
+    st.take_output()
+    assert st.state == State.REPLY
+    st.handle_timer(st.next_deadline())
+    assert st.state == State.NDM
+
+
+def test_passive_discovery_of_a_final_xid():
+    st = station(B)
+    final = F.XIDCommand(source=0x33333333, slots=6, slot=0xFF, info=F.DiscoveryInfo.make("other"))
+    st.receive(final.to_bytes(), now=2.0)
+    assert [d.nickname for d in st.discovery_log(2.0)] == ["other"]
+    assert st.take_output() == []
+
+
+def test_conflict_flag_makes_responder_pick_a_new_address():
+    st = station(B)
+    st.receive(F.XIDCommand(source=A, slots=1, slot=0, conflict=True).to_bytes(), now=0.0)
+    [response] = frames_out(st)
+    assert st.address != B and response.source == st.address
+
+
+def test_initiator_detects_address_conflict():
+    st = station()
+    st.discover(6, now=0.0)
+    st.take_output()
+    for slot, name in ((1, "one"), (4, "two")):
+        rsp = F.XIDResponse(source=B, dest=A, slots=6, slot=slot, info=F.DiscoveryInfo.make(name))
+        st.receive(rsp.to_bytes(), now=slot * 0.09 + 0.05)
+    for slot in range(1, 7):
+        st.handle_timer(slot * SLOT_TIMEOUT)
+    [event] = [e for e in st.take_events() if isinstance(e, Discovered)]
+    assert event.conflict
+    st.take_output()
+    st.discover(6, now=5.0)
+    assert frames_out(st)[0].conflict
+
+
+# --- NDM services ----------------------------------------------------------------------------------------
+def test_test_frame_is_echoed_and_result_reported():
+    st = station(B)
+    st.receive(F.TEST(source=A, dest=B, info=b"ping").to_bytes(), now=0.0)
+    [echo] = frames_out(st)
+    assert isinstance(echo, F.TEST) and not echo.command and echo.dest == A and echo.info == b"ping"
+    other = station(A)
+    other.send_test(B, b"ping", now=0.0)
+    assert frames_out(other)[0].info == b"ping"
+    other.receive(echo.to_bytes(), now=0.1)
+    assert other.take_events() == [TestResult(B, b"ping")]
+
+
+def test_ui_frames_both_ways():
+    st = station()
+    st.send_ui(b"\x70\x01hello", now=0.0)
+    [ui] = frames_out(st)
+    assert isinstance(ui, F.UI) and ui.info == b"\x70\x01hello"
+    st.receive(F.UI(info=b"data").to_bytes(), now=1.0)
+    assert st.take_events() == [UIData(b"data", True)]
+
+
+# --- connection -------------------------------------------------------------------------------------------
+OURS = QosParams.offer(max_baud=115200, max_data_size=2048, max_window=7, min_turnaround_us=1000)
+
+
+def connect_pair(ours=OURS, theirs=OURS):
+    """Primary A and secondary B connected, timeline and outputs drained. Returns (primary, secondary, now)."""
+    p = station(A, qos=ours)
+    s = station(B, qos=theirs)
+    p.connect(B, now=0.0)
+    [snrm_action] = p.take_output()
+    now = tx_time(snrm_action, 9600)
+    s.receive(snrm_action.frame, now=now)
+    out = s.take_output()
+    ua_action = out[0]
+    now += tx_time(ua_action, 9600)
+    p.receive(ua_action.frame, now=now)
+    p.take_output()
+    p.take_events()
+    s.take_events()
+    return p, s, now
+
+
+def test_primary_sends_snrm_and_switches_speed_before_polling():
+    p = station(A, qos=OURS)
+    p.connect(B, now=0.0)
+    [action] = p.take_output()
+    snrm = F.parse(action.frame)
+    assert isinstance(snrm, F.SNRM) and snrm.dest == B and snrm.source == A and snrm.qos == OURS
+    assert 1 <= snrm.new_address <= 0x7E
+    theirs = QosParams.offer(max_baud=57600, max_data_size=256, min_turnaround_us=10000)
+    ua = F.UA(address=snrm.new_address, source=B, dest=A, qos=theirs)
+    p.receive(ua.to_bytes(), now=0.2)
+    out = p.take_output()
+    assert out[0] == SetSpeed(57600)
+    poll = F.parse(out[1].frame)
+    assert isinstance(poll, F.RR) and poll.poll_final and poll.command and poll.address == snrm.new_address
+    assert out[1].xbofs == mtt_xbofs(57600, 10000)  # the peer's 10 ms turnaround
+    [event] = p.take_events()
+    assert isinstance(event, Connected) and event.primary and event.params.baud == 57600
+    assert event.params.tx_data_size == 256
+    assert p.next_deadline() == pytest.approx(0.2 + tx_time(out[1], 57600) + 0.5)
+
+
+def test_secondary_answers_at_9600_then_switches():
+    s = station(B, qos=OURS)
+    snrm = F.SNRM(source=A, dest=B, new_address=CA, qos=OURS)
+    s.receive(snrm.to_bytes(), now=0.0)
+    out = s.take_output()
+    assert isinstance(out[0], Transmit) and out[1] == SetSpeed(115200)
+    ua = F.parse(out[0].frame)
+    assert isinstance(ua, F.UA) and ua.address == CA and ua.source == B and ua.dest == A and ua.qos == OURS
+    [event] = s.take_events()
+    assert isinstance(event, Connected) and not event.primary and s.state == State.NRM_SECONDARY
+
+
+def test_snrm_for_somebody_else_is_ignored_and_refusal_is_dm():
+    s = station(B)
+    s.receive(F.SNRM(source=A, dest=0x33333333, new_address=CA, qos=OURS).to_bytes(), now=0.0)
+    assert s.take_output() == []
+    shy = station(B, accept_connections=False)
+    shy.receive(F.SNRM(source=A, dest=B, new_address=CA, qos=OURS).to_bytes(), now=0.0)
+    [dm] = frames_out(shy)
+    assert isinstance(dm, F.DM) and dm.address == CA
+
+
+def test_snrm_retried_three_times_then_connect_failed():
+    p = station()
+    p.connect(B, now=0.0)
+    snrms = frames_out(p)
+    for _ in range(10):
+        deadline = p.next_deadline()
+        if deadline is None:
+            break
+        p.handle_timer(deadline)
+        snrms += frames_out(p)
+    assert len(snrms) == 3 and all(isinstance(f, F.SNRM) for f in snrms)
+    assert p.take_events() == [Disconnected(DisconnectReason.CONNECT_FAILED, B)]
+    assert p.state == State.NDM
+
+
+def test_dm_refuses_connection():
+    p = station()
+    p.connect(B, now=0.0)
+    [snrm] = frames_out(p)
+    p.receive(F.DM(address=snrm.new_address).to_bytes(), now=0.1)
+    assert p.take_events() == [Disconnected(DisconnectReason.REFUSED, B)]
+
+
+@pytest.mark.parametrize("peer, we_answer", [(0x7FFFFFFF, True), (0x00000001, False)])
+def test_snrm_contention_larger_address_wins(peer, we_answer):
+    p = station(0x10000000)
+    p.connect(peer, now=0.0)
+    p.take_output()
+    p.receive(F.SNRM(source=peer, dest=0x10000000, new_address=0x11, qos=OURS).to_bytes(), now=0.05)
+    out = frames_out(p)
+    assert bool(out and isinstance(out[0], F.UA)) is we_answer
+    assert (p.state == State.NRM_SECONDARY) is we_answer
+
+
+# --- NRM ------------------------------------------------------------------------------------------------
+def test_window_of_i_frames_with_poll_on_the_last():
+    p, s, now = connect_pair()
+    assert p.params.tx_window == 2 and p.params.tx_data_size == 2048  # line capacity at 115200 / 500 ms
+    # answer the first poll so the primary holds the token
+    s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)
+    [rr] = frames_out(s)
+    p.receive(rr.to_bytes(), now=now + 0.01)
+    for chunk in (b"a", b"b", b"c"):
+        p.send(chunk, now=now + 0.02)
+    # requests made at one instant go out together: the turn is a timer due now
+    assert p.next_deadline() == pytest.approx(now + 0.02)
+    p.handle_timer(now + 0.02)
+    i_frames = frames_out(p)
+    assert [(f.ns, f.poll_final, f.info) for f in i_frames] == [(0, False, b"a"), (1, True, b"b")]
+    for frame in i_frames:
+        s.receive(frame.to_bytes(), now=now + 0.05)
+    [ack] = frames_out(s)
+    assert isinstance(ack, F.RR) and ack.nr == 2 and ack.poll_final and not ack.command
+    assert [e.data for e in s.take_events() if isinstance(e, Data)] == [b"a", b"b"]
+    p.receive(ack.to_bytes(), now=now + 0.1)
+    [third] = frames_out(p)
+    assert third.ns == 2 and third.info == b"c" and third.poll_final
+
+
+def test_secondary_sends_its_data_when_polled():
+    p, s, now = connect_pair()
+    s.send(b"from secondary", now=now)
+    assert frames_out(s) == []  # no token yet
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    [i_frame] = frames_out(s)
+    assert isinstance(i_frame, F.IFrame) and i_frame.poll_final and not i_frame.command
+    p.receive(i_frame.to_bytes(), now=now + 0.05)
+    assert p.take_events() == [Data(b"from secondary")]
+    [rr] = frames_out(p)  # the primary acknowledges at once
+    assert isinstance(rr, F.RR) and rr.nr == 1 and rr.poll_final
+
+
+def test_min_turnaround_and_additional_bofs_in_xbofs():
+    needy = QosParams.offer(min_turnaround_us=5000, additional_bofs=24)
+    p, s, now = connect_pair(theirs=needy)
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    s.take_output()
+    p.receive(F.RR(address=p.ca, command=False, nr=0).to_bytes(), now=now)
+    p.send(b"x" * 10, now=now)
+    p.send(b"y" * 10, now=now)
+    p.handle_timer(now)
+    actions = [a for a in p.take_output() if isinstance(a, Transmit)]
+    assert actions[0].xbofs == mtt_xbofs(115200, 5000) + 24
+    assert actions[1].xbofs == 24
+
+
+def test_out_of_sequence_frame_is_discarded_and_primary_goes_back():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    p.receive(frames_out(s)[0].to_bytes(), now=now)
+    p.send(b"one", now=now)
+    p.send(b"two", now=now)
+    p.handle_timer(now)
+    first, second = frames_out(p)
+    s.receive(second.to_bytes(), now=now + 0.1)  # the first was lost
+    [ack] = frames_out(s)
+    assert ack.nr == 0 and s.take_events() == []
+    p.receive(ack.to_bytes(), now=now + 0.2)
+    resent = frames_out(p)
+    assert [(f.ns, f.info) for f in resent] == [(0, b"one"), (1, b"two")]
+    assert p.stats.retransmissions == 2
+
+
+def test_rej_and_srej_resend():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    p.receive(frames_out(s)[0].to_bytes(), now=now)
+    p.send(b"one", now=now)
+    p.send(b"two", now=now)
+    p.handle_timer(now)
+    frames_out(p)
+    p.receive(F.SREJ(address=p.ca, command=False, poll_final=True, nr=0).to_bytes(), now=now + 0.1)
+    [again] = frames_out(p)
+    assert (again.ns, again.info) == (0, b"one")
+    p.receive(F.REJ(address=p.ca, command=False, poll_final=True, nr=1).to_bytes(), now=now + 0.2)
+    [again] = frames_out(p)
+    assert (again.ns, again.info, again.poll_final) == (1, b"two", True)
+
+
+def test_rnr_stops_data_and_local_busy_sends_rnr():
+    p, s, now = connect_pair()
+    p.receive(F.RNR(address=p.ca, command=False, nr=0).to_bytes(), now=now)
+    p.send(b"held", now=now)
+    assert frames_out(p) == []
+    p.handle_timer(p.next_deadline())
+    [poll] = frames_out(p)
+    assert isinstance(poll, F.RR) and poll.poll_final
+    s.set_local_busy(True, now=now)
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    [busy] = frames_out(s)
+    assert isinstance(busy, F.RNR)
+
+
+def test_f_timer_polls_again_then_n1_degraded_then_n2_link_lost():
+    p, s, now = connect_pair()
+    assert p.params.n2 == 24 and p.params.n1 == 6  # 12 s / 500 ms, 3 s / 500 ms
+    polls, events, actions = 0, [], []
+    while p.state == State.NRM_PRIMARY:
+        p.handle_timer(p.next_deadline())
+        out = p.take_output()
+        actions += out
+        polls += sum(isinstance(a, Transmit) and F.parse(a.frame).poll_final for a in out)
+        events += p.take_events()
+    assert polls == 23
+    assert [type(e) for e in events] == [LinkDegraded, Disconnected]
+    assert events[-1].reason == DisconnectReason.LINK_LOST
+    assert actions[-1] == SetSpeed(9600) and p.baud == 9600 and p.next_deadline() is None
+
+
+def test_secondary_watchdog_loses_the_link():
+    p, s, now = connect_pair()
+    events = []
+    while s.state == State.NRM_SECONDARY:
+        deadline = s.next_deadline()
+        s.handle_timer(deadline)
+        events += s.take_events()
+    assert now + 11.9 < deadline <= now + 12.0  # the link-disconnect time since the last frame
+    assert isinstance(events[0], LinkDegraded) and events[-1] == Disconnected(DisconnectReason.LINK_LOST, A)
+
+
+def test_invalid_nr_secondary_frmr_then_primary_resets():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=5).to_bytes(), now=now)  # acknowledges frames never sent
+    [frmr] = frames_out(s)
+    assert isinstance(frmr, F.FRMR) and frmr.z and frmr.rejected_control == 0xB1
+    p.receive(frmr.to_bytes(), now=now + 0.05)
+    [reset] = frames_out(p)
+    assert isinstance(reset, F.SNRM) and reset.is_reset and reset.address == p.ca
+    s.receive(reset.to_bytes(), now=now + 0.1)
+    [ua] = frames_out(s)
+    assert isinstance(ua, F.UA) and s.take_events() == [LinkReset(by_peer=True)]
+    p.receive(ua.to_bytes(), now=now + 0.15)
+    assert p.take_events() == [LinkReset(by_peer=False)] and p.stats.resets == 1
+    assert isinstance(frames_out(p)[0], F.RR)
+
+
+def test_undefined_control_gets_frmr_w():
+    p, s, now = connect_pair()
+    s.receive(bytes((s.ca << 1 | 1, 0x77, 0x00)), now=now)  # undefined, P set, with an I-field
+    [frmr] = frames_out(s)
+    assert frmr.w and frmr.x and frmr.rejected_control == 0x77
+
+
+def test_primary_resets_on_invalid_nr():
+    p, s, now = connect_pair()
+    p.receive(F.RR(address=p.ca, command=False, nr=4).to_bytes(), now=now)
+    [reset] = frames_out(p)
+    assert isinstance(reset, F.SNRM) and reset.is_reset
+
+
+def test_disconnect_by_primary():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    p.receive(frames_out(s)[0].to_bytes(), now=now)
+    p.disconnect(now=now + 0.1)
+    p.handle_timer(now + 0.1)
+    [disc] = frames_out(p)
+    assert isinstance(disc, F.DISC)
+    s.receive(disc.to_bytes(), now=now + 0.2)
+    out = s.take_output()
+    assert isinstance(F.parse(out[0].frame), F.UA) and out[1] == SetSpeed(9600)
+    assert s.take_events() == [Disconnected(DisconnectReason.PEER_REQUEST, A)]
+    p.receive(out[0].frame, now=now + 0.3)
+    assert p.take_events() == [Disconnected(DisconnectReason.USER_REQUEST, B)] and p.state == State.NDM
+
+
+def test_disconnect_by_secondary_via_rd():
+    p, s, now = connect_pair()
+    s.disconnect(now=now)
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    [rd] = frames_out(s)
+    assert isinstance(rd, F.RD)
+    p.receive(rd.to_bytes(), now=now + 0.05)
+    [disc] = frames_out(p)
+    s.receive(disc.to_bytes(), now=now + 0.1)
+    [ua] = frames_out(s)
+    assert s.take_events() == [Disconnected(DisconnectReason.USER_REQUEST, A)]
+    p.receive(ua.to_bytes(), now=now + 0.2)
+    assert p.state == State.NDM
+
+
+def test_api_misuse_raises():
+    st = station()
+    with pytest.raises(IrLAPError):
+        st.send(b"x", now=0.0)
+    with pytest.raises(IrLAPError):
+        st.discover(5, now=0.0)
+    with pytest.raises(IrLAPError):
+        Station(0)
+    p, s, now = connect_pair()
+    with pytest.raises(IrLAPError, match="data size"):
+        p.send(bytes(4096), now=now)
+    with pytest.raises(IrLAPError):
+        p.connect(B, now=now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(0, 3))
+def test_hostile_frames_never_raise(garbage, phase):
+    """Random bytes and random valid frames in any state: the station reacts, never raises."""
+    p, s, now = connect_pair()
+    target = [p, s, station(), station(B)][phase]
+    for index, data in enumerate(garbage):
+        if data[:1]:
+            data = bytes((target.ca << 1 | (index & 1) if target.ca is not None else data[0],)) + data[1:]
+        target.receive(data, now=now + index * 0.01)
+        target.take_output()
+        target.take_events()
+        deadline = target.next_deadline()
+        if deadline is not None and index % 3 == 0:
+            target.handle_timer(deadline)
