@@ -615,6 +615,11 @@ class Station:
             if self.address > frame.source:
                 return  # contention: the larger address stays primary
             self._stop("f", "backoff")
+        elif self.state == State.NRM_SECONDARY and frame.source == self.peer:
+            # our primary lost its state and connects anew: the old link is gone
+            self._events.append(Disconnected(DisconnectReason.PEER_REQUEST, self.peer))
+            self._timers = {}
+            self._set_speed(NDM_BAUD)
         elif self.state not in (State.NDM, State.REPLY):
             return
         self._stop("query")

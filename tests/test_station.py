@@ -502,3 +502,12 @@ def test_hostile_frames_never_raise(garbage, phase):
         deadline = target.next_deadline()
         if deadline is not None and index % 3 == 0:
             target.handle_timer(deadline)
+
+
+def test_new_snrm_from_our_primary_replaces_the_link():
+    p, s, now = connect_pair()
+    s.receive(F.SNRM(source=A, dest=B, new_address=0x33, qos=OURS).to_bytes(), now=now + 1)
+    out = s.take_output()
+    assert out[0] == SetSpeed(9600) and isinstance(F.parse(out[1].frame), F.UA) and out[2] == SetSpeed(115200)
+    events = s.take_events()
+    assert isinstance(events[0], Disconnected) and isinstance(events[1], Connected) and s.ca == 0x33
