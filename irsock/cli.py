@@ -163,6 +163,31 @@ def cmd_sim_link(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- irda dongles ---------------------------------------------------------------------------------
+def cmd_dongles(args: argparse.Namespace) -> int:
+    from irlap.dongles import DongleError, dongle_names, get_dongle
+
+    rows = []
+    for name in dongle_names():
+        try:
+            cls = get_dongle(name)
+        except DongleError as exc:
+            rows.append({"name": name, "error": str(exc)})
+            continue
+        rows.append({"name": name, "description": cls.description, "speeds": list(cls.speeds),
+                     "min_turnaround_us": cls.min_turnaround_us, "echoes": cls.echoes})
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']:<11} (cannot load: {row['error']})")
+            continue
+        speeds = ", ".join(str(s) for s in row["speeds"])
+        print(f"{row['name']:<11} {row['description']:<34} {speeds}; min turnaround {row['min_turnaround_us']} us")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from irsock import __version__
 
@@ -196,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file", metavar="FILE.pcap")
     show.add_argument("--json", action="store_true", help="one JSON object per frame")
     show.set_defaults(func=cmd_trace_show)
+
+    dongles = commands.add_parser("dongles", help="list the dongle drivers and their speeds")
+    dongles.add_argument("--json", action="store_true")
+    dongles.set_defaults(func=cmd_dongles)
 
     sim = commands.add_parser("sim", help="run IrLAP on the simulated medium (virtual clock)")
     sim_cmds = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
