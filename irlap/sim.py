@@ -237,21 +237,25 @@ class Simulator:
         return self.rng.randbytes(max(1, length))
 
     def _bit_errors(self, data: bytes) -> bytes:
-        ber = self.faults.ber
-        if not ber:
-            return data
-        bits = len(data) * 8
-        position = -1
-        out: bytearray | None = None
-        log_q = math.log1p(-ber)
-        while True:
-            position += 1 + int(math.log(1.0 - self.rng.random()) / log_q)
-            if position >= bits:
-                break
-            if out is None:
-                out = bytearray(data)
-            out[position // 8] ^= 1 << (position % 8)
-        return bytes(out) if out is not None else data
+        return flip_bits(data, self.faults.ber, self.rng)
+
+
+def flip_bits(data: bytes, ber: float, rng: random.Random) -> bytes:
+    """``data`` with each data bit flipped with probability ``ber`` (gaps drawn geometrically)."""
+    if not ber:
+        return data
+    bits = len(data) * 8
+    position = -1
+    out: bytearray | None = None
+    log_q = math.log1p(-ber)
+    while True:
+        position += 1 + int(math.log(1.0 - rng.random()) / log_q)
+        if position >= bits:
+            break
+        if out is None:
+            out = bytearray(data)
+        out[position // 8] ^= 1 << (position % 8)
+    return bytes(out) if out is not None else data
 
 
 # --- scenarios -----------------------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""Opening serial ports: every pyserial URL, plus the emulator's ``irsim://``."""
+
+from __future__ import annotations
+
+import serial
+
+from irlap.errors import IrLAPError
+
+_HANDLERS = "irlap.urlhandler"
+if _HANDLERS not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append(_HANDLERS)
+
+
+class PortError(IrLAPError):
+    """The serial port cannot be opened or failed (unplugged, busy, no permission)."""
+
+
+def open_port(url: str, baudrate: int = 9600, timeout: float = 0.05) -> serial.SerialBase:
+    """Open ``url`` (``/dev/ttyUSB0``, ``COM3``, ``rfc2217://``, ``socket://``, ``loop://``, ``irsim://``)."""
+    try:
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=2.0)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise PortError(f"cannot open {url}: {exc}; check the device path and its permissions "
+                        "(on Linux: membership of the dialout group)") from None
+    set_low_latency(port)
+    return port
+
+
+def set_low_latency(port: serial.SerialBase) -> bool:
+    """Ask the OS for low latency (USB-serial adapters otherwise buffer up to 16 ms). True if it took."""
+    setter = getattr(port, "set_low_latency_mode", None)
+    if setter is None:
+        return False
+    try:
+        setter(True)
+        return True
+    except (OSError, ValueError, NotImplementedError, AttributeError):
+        return False

@@ -1,0 +1,277 @@
+"""The real-time runtime: one engine thread owns a Station and its serial port.
+
+The engine feeds received bytes through the SIR unwrapper into the station, fires the station's
+timers at their deadlines, writes its transmissions, and carries out speed changes in order (drain
+the UART, switch the dongle, switch the UART). A reader thread only reads the port and hands the
+bytes over; user threads talk to the engine through :meth:`LinkRuntime.call`, which runs a function
+on the engine thread and returns its result. Nothing else touches the port or the station.
+
+A port that fails (unplugged adapter, closed under us) becomes a :class:`PortFailed` event and a
+clean stop, never a hung thread. ``close()`` is prompt: it disconnects if asked, powers the dongle
+down and closes the port.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from irlap import frames as F
+from irlap.dongles import Dongle, DongleError, get_dongle
+from irlap.errors import IrLAPError
+from irlap.pcap import PcapWriter
+from irlap.port import PortError, open_port
+from irlap.qos import MIN_TURNAROUND_US, QosParams
+from irlap.sir import Unwrapper
+from irlap.station import Event, SetSpeed, Station, Transmit
+
+
+@dataclass(frozen=True)
+class PortFailed:
+    """The port failed; the runtime has stopped. ``message`` says what happened and what to try."""
+
+    message: str
+
+
+class LinkRuntime:
+    """A station on a serial port, driven in real time (see the module docstring)."""
+
+    def __init__(
+        self,
+        port: str | serial.SerialBase,
+        *,
+        dongle: str = "plain",
+        address: int | None = None,
+        nickname: str = "irsock",
+        hints: int = 0x0400,
+        qos: QosParams | None = None,
+        rng: random.Random | None = None,
+        trace: PcapWriter | None = None,
+        accept_connections: bool = True,
+        on_event: Callable[[Event | PortFailed], None] | None = None,
+    ) -> None:
+        self.rng = rng or random.Random()
+        self.url = port if isinstance(port, str) else getattr(port, "port", "port")
+        self._port_arg = port
+        self.dongle_name = dongle
+        self.driver_cls: type[Dongle] = get_dongle(dongle)
+        qos = qos or QosParams.offer()
+        qos = qos.restrict_bauds(self.driver_cls.speeds)
+        qos = _with_min_turnaround(qos, self.driver_cls.min_turnaround_us)
+        address = address or self.rng.randrange(1, 0xFFFFFFFF)
+        self.station = Station(address, qos=qos, rng=self.rng, accept_connections=accept_connections,
+                               info=F.DiscoveryInfo.make(nickname, hints=hints))
+        self.trace = trace
+        self.on_event = on_event
+        self.events: queue.Queue = queue.Queue()
+        self.port: serial.SerialBase | None = None
+        self.driver: Dongle | None = None
+        self.unwrapper = Unwrapper()
+        self._inbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._engine: threading.Thread | None = None
+        self._reader: threading.Thread | None = None
+        self.failure: str | None = None
+        self._epoch = time.monotonic()
+
+    # --- life cycle --------------------------------------------------------------------------
+    def start(self) -> LinkRuntime:
+        """Open the port, bring the dongle up at 9600 and start the threads."""
+        if isinstance(self._port_arg, str):
+            self.port = open_port(self._port_arg)
+        else:
+            self.port = self._port_arg
+        self.driver = self.driver_cls(self.port)
+        try:
+            self.driver.open()
+        except (DongleError, serial.SerialException, OSError) as exc:
+            self.port.close()
+            raise PortError(f"{self.url}: the {self.dongle_name} dongle did not come up: {exc}") from None
+        self.port.reset_input_buffer()
+        self._engine = threading.Thread(target=self._engine_loop, name=f"irlap-engine {self.url}", daemon=True)
+        self._reader = threading.Thread(target=self._reader_loop, name=f"irlap-reader {self.url}", daemon=True)
+        self._engine.start()
+        self._reader.start()
+        return self
+
+    def close(self, disconnect: bool = True, timeout: float = 2.0) -> None:
+        """Stop promptly; with ``disconnect`` a connected link is closed with DISC/RD first."""
+        if self._engine is None or self._stop.is_set():
+            self._finish()
+            return
+        if disconnect and self.failure is None:
+            try:
+                connected = self.call(lambda st, now: st.connected, timeout=1.0)
+                if connected:
+                    self.call(lambda st, now: st.disconnect(now), timeout=1.0)
+                    deadline = time.monotonic() + timeout
+                    while time.monotonic() < deadline and self.call(lambda st, now: st.connected, timeout=1.0):
+                        time.sleep(0.02)
+            except IrLAPError:
+                pass
+        self._stop.set()
+        self._inbox.put(("stop", None))
+        self._engine.join(timeout)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._stop.set()
+        if self.driver is not None:
+            try:
+                self.driver.close()
+            except Exception:  # noqa: BLE001 - the port may be gone; closing must not raise
+                pass
+        if self.port is not None:
+            try:
+                self.port.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(1.0)
+
+    def __enter__(self) -> LinkRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None and self._engine.is_alive()
+
+    def now(self) -> float:
+        return time.monotonic() - self._epoch
+
+    # --- the user side ----------------------------------------------------------------------------
+    def call(self, fn: Callable[[Station, float], Any], timeout: float | None = 5.0) -> Any:
+        """Run ``fn(station, now)`` on the engine thread and return its result (or raise its error)."""
+        if not self.running:
+            raise IrLAPError(f"the link on {self.url} is not running" + (f": {self.failure}" if self.failure else ""))
+        future: Future = Future()
+        self._inbox.put(("call", (fn, future)))
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            raise IrLAPError(f"the link engine on {self.url} did not answer within {timeout} s") from None
+
+    def next_event(self, timeout: float | None = None) -> Event | PortFailed | None:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, kinds: tuple[type, ...], timeout: float) -> Event | PortFailed | None:
+        """The next event of one of ``kinds`` (others are dropped) or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            event = self.next_event(remaining)
+            if event is None:
+                return None
+            if isinstance(event, kinds) or isinstance(event, PortFailed):
+                return event
+
+    # --- threads ----------------------------------------------------------------------------------
+    def _reader_loop(self) -> None:
+        port = self.port
+        assert port is not None
+        while not self._stop.is_set():
+            try:
+                waiting = port.in_waiting
+                data = port.read(max(1, min(waiting, 4096)))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if not self._stop.is_set():
+                    self._inbox.put(("error", f"{self.url}: the port failed ({exc}); is the adapter unplugged?"))
+                return
+            if data:
+                self._inbox.put(("bytes", data))
+
+    def _engine_loop(self) -> None:
+        station = self.station
+        try:
+            while not self._stop.is_set():
+                deadline = station.next_deadline()
+                now = self.now()
+                timeout = None if deadline is None else max(0.0, deadline - now)
+                try:
+                    kind, payload = self._inbox.get(timeout=0.5 if timeout is None else min(timeout, 0.5))
+                except queue.Empty:
+                    kind, payload = "tick", None
+                now = self.now()
+                if kind == "stop":
+                    break
+                if kind == "error":
+                    self._fail(payload)
+                    return
+                if kind == "bytes":
+                    station.sense(now)
+                    for frame in self.unwrapper.feed(payload):
+                        if self.trace is not None:
+                            self.trace.write_frame(frame, outgoing=False, time=time.time())
+                        station.receive(frame, now)
+                elif kind == "call":
+                    fn, future = payload
+                    try:
+                        future.set_result(fn(station, now))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        future.set_exception(exc)
+                deadline = station.next_deadline()
+                if deadline is not None and deadline <= self.now():
+                    station.handle_timer(self.now())
+                self._drain()
+        except (serial.SerialException, OSError) as exc:
+            self._fail(f"{self.url}: the port failed ({exc}); is the adapter unplugged?")
+
+    def _drain(self) -> None:
+        port = self.port
+        assert port is not None and self.driver is not None
+        for action in self.station.take_output():
+            if isinstance(action, Transmit):
+                if self.trace is not None:
+                    self.trace.write_frame(action.frame, outgoing=True, time=time.time())
+                port.write(action.wire)
+            elif isinstance(action, SetSpeed):
+                port.flush()  # the UART must be empty before the dongle switches
+                try:
+                    self.driver.set_speed(action.baud)
+                except DongleError as exc:
+                    self._publish(PortFailed(f"{self.url}: {exc}"))
+                self.unwrapper.reset()
+                if self.trace is not None:
+                    self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())
+        for event in self.station.take_events():
+            self._publish(event)
+
+    def _publish(self, event: Event | PortFailed) -> None:
+        self.events.put(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # noqa: BLE001 - a user callback must not stop the link
+                pass
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        self._stop.set()
+        self._publish(PortFailed(message))
+
+
+def _with_min_turnaround(qos: QosParams, needed_us: int) -> QosParams:
+    """Our offer, asking for at least the dongle's minimum turnaround time."""
+    from dataclasses import replace
+
+    current = qos.value("min_turnaround")
+    if current >= needed_us:
+        return qos
+    value = min((v for v in MIN_TURNAROUND_US if v >= needed_us), default=MIN_TURNAROUND_US[0])
+    return replace(qos, min_turnaround=1 << MIN_TURNAROUND_US.index(value))
