@@ -109,6 +109,11 @@ class DiscoveryInfo:
         return decode_nickname(self.nickname_bytes, self.charset)
 
     @property
+    def hint_words(self) -> list[str]:
+        """The service hint bits in words (PnP, PDA, Computer, ..., IrCOMM, OBEX)."""
+        return hint_words(self.hints)
+
+    @property
     def hint_value(self) -> int:
         """The hint bytes as one big-endian integer (0x8420 for bytes 84 20), as libraries print them."""
         return int.from_bytes(self.hints, "big")
@@ -146,6 +151,20 @@ class DiscoveryInfo:
             charset = CHARSET_ASCII if nickname.isascii() else CHARSET_UNICODE
         encoded = encode_nickname(nickname, charset)
         return cls(hint_bytes, charset, encoded)
+
+
+HINT_NAMES: tuple[tuple[str, ...], ...] = (
+    ("PnP", "PDA", "Computer", "Printer", "Modem", "Fax", "LAN"),
+    ("Telephony", "FileServer", "IrCOMM", "Message", "HTTP", "OBEX"),
+)
+
+
+def hint_words(hints: bytes) -> list[str]:
+    """Words for the hint bits of the first two hint bytes (the extension bit is not a service)."""
+    words = []
+    for names, byte in zip(HINT_NAMES, hints, strict=False):
+        words += [name for bit, name in enumerate(names) if byte & (1 << bit)]
+    return words
 
 
 def _codec(charset: int) -> str:

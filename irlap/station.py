@@ -161,6 +161,7 @@ class TestResult:
 
     source: int | None
     data: bytes
+    time: float = 0.0  #: when the answer arrived (the station's clock)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ class Station:
         self._reply: _Reply | None = None
         self._setup_tries = 0
         self._pending_conflict = False  # two devices answered with one address: set the flag next round
+        self.test_sent_at: float | None = None
         self._reset_link()
 
     def _reset_link(self) -> None:
@@ -477,6 +479,7 @@ class Station:
             elif kind == "ui":
                 self._emit(F.UI(command=True, poll_final=False, info=item[1]), now, self._ndm_xbofs())
             elif kind == "test":
+                self.test_sent_at = now  # when our TEST really left (media busy may delay it)
                 self._emit(F.TEST(command=True, source=self.address, dest=item[1], info=item[2]), now,
                            self._ndm_xbofs())
 
@@ -533,7 +536,7 @@ class Station:
                 reply = F.TEST(command=False, source=self.address, dest=frame.source, info=frame.info)
                 self._emit(reply, now, self._ndm_xbofs())
             case F.TEST(command=False) if frame.dest == self.address:
-                self._events.append(TestResult(frame.source, frame.info))
+                self._events.append(TestResult(frame.source, frame.info, now))
             case F.UI():
                 self._events.append(UIData(frame.info, frame.command))
 

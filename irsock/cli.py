@@ -163,6 +163,217 @@ def cmd_sim_link(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- commands on a port ------------------------------------------------------------------------------
+BUILTIN_DEVICES = 3
+
+
+def _port_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """The port URL and dongle: --port/--dongle, else IRDA_PORT/IRDA_DONGLE, else the built-in emulator."""
+    import os
+
+    url = args.port or os.environ.get("IRDA_PORT")
+    dongle = args.dongle or os.environ.get("IRDA_DONGLE") or "plain"
+    if not url:
+        url = f"irsim://builtin-{os.getpid()}?devices={BUILTIN_DEVICES}"
+        print(
+            f"irda: no --port and no IRDA_PORT: using the built-in emulator with {BUILTIN_DEVICES} virtual devices "
+            f"({url}); give --port /dev/ttyUSB0 (and --dongle) for a real dongle",
+            file=sys.stderr,
+        )
+        dongle = "plain"
+    return url, dongle
+
+
+def _start_runtime(args: argparse.Namespace, **kwargs):
+    from irlap.runtime import LinkRuntime
+
+    url, dongle = _port_settings(args)
+    runtime = LinkRuntime(url, dongle=dongle, nickname=getattr(args, "nickname", None) or "irsock", **kwargs)
+    runtime.start()
+    return runtime
+
+
+def _stop_runtime(runtime) -> None:
+    from irlap.emulator.virtual import stop_devices
+
+    runtime.close()
+    if runtime.url.startswith("irsim://builtin-"):
+        stop_devices(runtime.url.split("://", 1)[1].split("?", 1)[0])
+
+
+def _device_dict(device) -> dict:
+    info = device.info
+    return {
+        "address": device.address,
+        "address_hex": f"0x{device.address:08x}",
+        "nickname": device.nickname,
+        "hints": info.hint_words if info else [],
+        "hint_bytes": device.hints.hex(),
+        "charset": info.charset if info else None,
+    }
+
+
+def _discover_round(runtime, slots: int, timeout: float):
+    from irlap.runtime import PortFailed
+    from irlap.station import Discovered
+
+    runtime.call(lambda st, now: st.discover(slots, now))
+    event = runtime.wait_for((Discovered,), timeout)
+    if isinstance(event, PortFailed):
+        raise CliError(event.message)
+    return event
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    import time
+
+    runtime = _start_runtime(args)
+    try:
+        seen: dict[int, object] = {}
+        deadline = time.monotonic() + args.timeout
+        rounds = 0
+        while True:
+            event = _discover_round(runtime, args.slots, timeout=max(2.0, args.slots * 0.2 + 1.5))
+            rounds += 1
+            if event is not None:
+                for device in event.devices:
+                    new = device.address not in seen
+                    seen[device.address] = device
+                    if args.watch and new:
+                        _print_devices([device], args.json)
+            if not args.watch and time.monotonic() >= deadline:
+                break
+            if args.watch:
+                time.sleep(max(0.0, 3.0 - args.slots * 0.09))
+        if not args.watch:
+            devices = sorted(seen.values(), key=lambda d: d.address)
+            if args.json:
+                print(json.dumps([_device_dict(d) for d in devices]))
+            elif devices:
+                _print_devices(devices, False)
+            else:
+                print(f"no device answered {rounds} discovery round(s) on {runtime.url}: is a device in range and "
+                      "awake? is the dongle type right (--dongle, see irda dongles)?", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_runtime(runtime)
+    return EXIT_OK
+
+
+def _print_devices(devices, as_json: bool) -> None:
+    for device in devices:
+        if as_json:
+            print(json.dumps(_device_dict(device)))
+            continue
+        data = _device_dict(device)
+        charset = {0: "ASCII", 0xFF: "Unicode"}.get(data["charset"], f"ISO-8859-{data['charset']}")
+        print(f"{data['address_hex']}  {data['nickname']:<22} {', '.join(data['hints']) or '-'} ({charset})",
+              flush=True)
+
+
+def _parse_address(text: str) -> int | None:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        try:
+            value = int(text, 16)
+        except ValueError:
+            return None
+    return value if 0 < value < 0xFFFFFFFF else None
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    import struct
+    import time
+
+    from irlap.runtime import PortFailed
+    from irlap.station import TestResult
+
+    if args.size < 12 or args.size > 2000:
+        raise CliError("--size must be between 12 and 2000 bytes")
+    runtime = _start_runtime(args)
+    try:
+        address = _parse_address(args.address)
+        if address is None:  # a nickname: find it first
+            event = _discover_round(runtime, 6, timeout=3.0)
+            matches = [d for d in (event.devices if event else ()) if d.nickname == args.address]
+            if not matches:
+                raise CliError(f"{args.address!r} is neither a device address (0x1234abcd) nor a nickname in range")
+            address = matches[0].address
+        received, rtts = 0, []
+        for sequence in range(args.count):
+            payload = struct.pack(">Id", sequence, time.monotonic()).ljust(args.size, b"\xa5")
+            sent_at = time.monotonic()
+            runtime.call(lambda st, now, p=payload: st.send_test(address, p, now))
+            reply = None
+            deadline = sent_at + args.wait
+            while time.monotonic() < deadline:
+                event = runtime.wait_for((TestResult,), deadline - time.monotonic())
+                if isinstance(event, PortFailed):
+                    raise CliError(event.message)
+                if event is not None and event.data[:4] == payload[:4]:
+                    reply = event
+                    break
+            if reply is None:
+                print(f"no answer from 0x{address:08x}: seq={sequence}", flush=True)
+            else:
+                # from the moment the TEST left (it waits while the medium is busy) to the answer
+                left_at = runtime.call(lambda st, now: st.test_sent_at)
+                rtt = (reply.time - left_at) * 1000
+                rtts.append(rtt)
+                received += 1
+                intact = "" if reply.data == payload else " (CORRUPTED echo)"
+                print(f"{len(reply.data)} bytes from 0x{address:08x}: seq={sequence} time={rtt:.1f} ms{intact}",
+                      flush=True)
+            if sequence + 1 < args.count:
+                time.sleep(max(0.0, args.interval - (time.monotonic() - sent_at)))
+        loss = 100 * (args.count - received) / args.count if args.count else 0
+        summary = f"{args.count} sent, {received} received, {loss:.0f}% loss"
+        if rtts:
+            summary += f"; rtt min/avg/max {min(rtts):.1f}/{sum(rtts) / len(rtts):.1f}/{max(rtts):.1f} ms"
+        print(summary)
+        return EXIT_OK if received else EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        _stop_runtime(runtime)
+
+
+def cmd_trace_capture(args: argparse.Namespace) -> int:
+    import time
+
+    from irlap.pcap import PcapWriter
+    from irlap.runtime import PortFailed
+
+    out = Path(args.output)
+    try:
+        writer = PcapWriter(out)
+    except OSError as exc:
+        raise CliError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    runtime = None
+    try:
+        runtime = _start_runtime(args, trace=writer)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        print(f"capturing on {runtime.url} to {out}; Ctrl-C stops", file=sys.stderr)
+        next_discovery = time.monotonic()
+        while deadline is None or time.monotonic() < deadline:
+            if args.discover and time.monotonic() >= next_discovery:
+                runtime.call(lambda st, now: st.discover(6, now) if st.state.value == "NDM" else None)
+                next_discovery = time.monotonic() + 3.0
+            event = runtime.next_event(0.2)
+            if isinstance(event, PortFailed):
+                raise CliError(event.message)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if runtime is not None:
+            _stop_runtime(runtime)
+        writer.close()
+    print(f"{writer.records} records written to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
 # --- irda dongles ---------------------------------------------------------------------------------
 def cmd_dongles(args: argparse.Namespace) -> int:
     from irlap.dongles import DongleError, dongle_names, get_dongle
@@ -225,6 +436,35 @@ def build_parser() -> argparse.ArgumentParser:
     dongles = commands.add_parser("dongles", help="list the dongle drivers and their speeds")
     dongles.add_argument("--json", action="store_true")
     dongles.set_defaults(func=cmd_dongles)
+
+    def port_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--port", help="serial port or pyserial URL (default: $IRDA_PORT, else the emulator)")
+        command.add_argument("--dongle", help="dongle type (default: $IRDA_DONGLE, else plain; see irda dongles)")
+        command.add_argument("--nickname", default="irsock", help="our name in discovery")
+
+    discover_cmd = commands.add_parser("discover", help="list the IrDA devices in range")
+    port_options(discover_cmd)
+    discover_cmd.add_argument("--slots", type=int, choices=(1, 6, 8, 16), default=6)
+    discover_cmd.add_argument("--timeout", type=float, default=3.0, help="seconds of discovery rounds (default 3)")
+    discover_cmd.add_argument("--watch", action="store_true", help="keep discovering, print devices as they appear")
+    discover_cmd.add_argument("--json", action="store_true")
+    discover_cmd.set_defaults(func=cmd_discover)
+
+    ping = commands.add_parser("ping", help="TEST frames to a device: round-trip times and loss")
+    port_options(ping)
+    ping.add_argument("address", metavar="ADDRESS", help="device address (0x1234abcd) or nickname")
+    ping.add_argument("--count", type=_positive_int, default=4)
+    ping.add_argument("--size", type=int, default=32, help="bytes per TEST frame (12-2000)")
+    ping.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    ping.add_argument("--wait", type=float, default=2.0, help="seconds to wait for each answer")
+    ping.set_defaults(func=cmd_ping)
+
+    capture = trace_cmds.add_parser("capture", help="record every frame the stack sends and receives")
+    port_options(capture)
+    capture.add_argument("-o", "--output", required=True, metavar="OUT.pcap")
+    capture.add_argument("--duration", type=float, help="seconds to capture (default: until Ctrl-C)")
+    capture.add_argument("--discover", action="store_true", help="run discovery every 3 s while capturing")
+    capture.set_defaults(func=cmd_trace_capture)
 
     sim = commands.add_parser("sim", help="run IrLAP on the simulated medium (virtual clock)")
     sim_cmds = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)

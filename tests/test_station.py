@@ -174,7 +174,7 @@ def test_test_frame_is_echoed_and_result_reported():
     other.send_test(B, b"ping", now=0.0)
     assert frames_out(other)[0].info == b"ping"
     other.receive(echo.to_bytes(), now=0.1)
-    assert other.take_events() == [TestResult(B, b"ping")]
+    assert other.take_events() == [TestResult(B, b"ping", 0.1)] and other.test_sent_at == 0.0
 
 
 def test_ui_frames_both_ways():
