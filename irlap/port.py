@@ -20,8 +20,9 @@ def open_port(url: str, baudrate: int = 9600, timeout: float = 0.05) -> serial.S
     try:
         port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=2.0)
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise PortError(f"cannot open {url}: {exc}; check the device path and its permissions "
-                        "(on Linux: membership of the dialout group)") from None
+        hint = "" if "://" in url else ("; check the device path and its permissions "
+                                        "(on Linux: membership of the dialout group)")
+        raise PortError(f"cannot open {url}: {exc}{hint}") from None
     set_low_latency(port)
     return port
 

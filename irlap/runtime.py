@@ -77,6 +77,8 @@ class LinkRuntime:
         self.unwrapper = Unwrapper()
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._hold_reader = threading.Event()  # set: the reader must leave the port alone
+        self._reader_held = threading.Event()  # set by the reader once it has stopped reading
         self._engine: threading.Thread | None = None
         self._reader: threading.Thread | None = None
         self.failure: str | None = None
@@ -186,6 +188,11 @@ class LinkRuntime:
         port = self.port
         assert port is not None
         while not self._stop.is_set():
+            if self._hold_reader.is_set():
+                self._reader_held.set()
+                self._stop.wait(0.005)
+                continue
+            self._reader_held.clear()
             try:
                 waiting = port.in_waiting
                 data = port.read(max(1, min(waiting, 4096)))
@@ -229,6 +236,8 @@ class LinkRuntime:
                 if deadline is not None and deadline <= self.now():
                     station.handle_timer(self.now())
                 self._drain()
+                if self.failure is not None:
+                    return
         except (serial.SerialException, OSError) as exc:
             self._fail(f"{self.url}: the port failed ({exc}); is the adapter unplugged?")
 
@@ -242,10 +251,16 @@ class LinkRuntime:
                 port.write(action.wire)
             elif isinstance(action, SetSpeed):
                 port.flush()  # the UART must be empty before the dongle switches
+                # the driver may read the dongle's echo: keep the reader thread off the port meanwhile
+                self._hold_reader.set()
+                self._reader_held.wait(0.5)
                 try:
                     self.driver.set_speed(action.baud)
                 except DongleError as exc:
-                    self._publish(PortFailed(f"{self.url}: {exc}"))
+                    self._hold_reader.clear()
+                    self._fail(f"{self.url}: {exc}")  # the wrong dongle type: nothing else will work
+                    return
+                self._hold_reader.clear()
                 self.unwrapper.reset()
                 if self.trace is not None:
                     self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())

@@ -374,6 +374,48 @@ def cmd_trace_capture(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- irda emulate -----------------------------------------------------------------------------------
+def cmd_emulate(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from irlap.emulator.medium import drop_medium
+    from irlap.emulator.pty_bridge import PtyBridge
+    from irlap.emulator.virtual import spawn_devices, stop_devices
+
+    if args.pty < 1:
+        raise CliError("--pty must be at least 1")
+    medium = args.medium or f"emulate-{os.getpid()}"
+    bridges = [PtyBridge(medium) for _ in range(args.pty)]
+    devices = spawn_devices(medium, args.devices, prefix=args.nickname, seed=args.seed)
+    info = {
+        "medium": medium,
+        "ports": [bridge.path for bridge in bridges],
+        "devices": [{"address": d.station.address, "nickname": d.station.info.nickname} for d in devices],
+    }
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        for path in info["ports"]:
+            print(f"port {path}", flush=True)
+        for device in info["devices"]:
+            print(f"virtual device 0x{device['address']:08x} {device['nickname']}", flush=True)
+        print("use a port with: irda discover --port PATH; Ctrl-C stops", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stop_devices(medium)
+        for bridge in bridges:
+            bridge.close()
+        drop_medium(medium)
+    return EXIT_OK
+
+
 # --- irda dongles ---------------------------------------------------------------------------------
 def cmd_dongles(args: argparse.Namespace) -> int:
     from irlap.dongles import DongleError, dongle_names, get_dongle
@@ -432,6 +474,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file", metavar="FILE.pcap")
     show.add_argument("--json", action="store_true", help="one JSON object per frame")
     show.set_defaults(func=cmd_trace_show)
+
+    emulate = commands.add_parser(
+        "emulate", help="PTY serial ports on an emulated medium with virtual devices",
+        description="Expose N pseudo-terminal serial ports (plain dongles that follow the baud rate a program "
+        "sets) on one emulated infrared medium with M virtual devices; print the device paths and run until "
+        "interrupted. Any program that opens a serial port can use them.",
+    )
+    emulate.add_argument("--pty", type=int, default=1, metavar="N", help="ports to create (default 1)")
+    emulate.add_argument("--devices", type=_positive_int, default=2, metavar="M", help="virtual devices (default 2)")
+    emulate.add_argument("--nickname", default="virtual", help="name prefix of the virtual devices")
+    emulate.add_argument("--medium", help="medium name (default: one per process)")
+    emulate.add_argument("--seed", type=int, default=0)
+    emulate.add_argument("--json", action="store_true", help="print ports and devices as one JSON object")
+    emulate.set_defaults(func=cmd_emulate)
 
     dongles = commands.add_parser("dongles", help="list the dongle drivers and their speeds")
     dongles.add_argument("--json", action="store_true")

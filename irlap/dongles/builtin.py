@@ -8,6 +8,7 @@ DTR/RTS level. Known defects of older drivers are not carried over: girbil and m
 
 from __future__ import annotations
 
+import errno
 from typing import ClassVar
 
 from irlap.dongles import Dongle, DongleError
@@ -21,6 +22,14 @@ class Plain(Dongle):
     name = "plain"
     description = "no speed control (IR = UART speed)"
     speeds = (2400, 9600, 19200, 38400, 57600, 115200)
+
+    def lines(self, dtr: bool, rts: bool) -> None:
+        """Raise the lines for adapters that draw power from them; ports without lines (PTYs) are fine."""
+        try:
+            super().lines(dtr, rts)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTTY, errno.EINVAL, errno.ENOTSUP):
+                raise
 
 
 class Tekram(Dongle):
