@@ -295,12 +295,16 @@ def cmd_ping(args: argparse.Namespace) -> int:
     runtime = _start_runtime(args)
     try:
         address = _parse_address(args.address)
-        if address is None:  # a nickname: find it first
-            event = _discover_round(runtime, 6, timeout=3.0)
-            matches = [d for d in (event.devices if event else ()) if d.nickname == args.address]
-            if not matches:
-                raise CliError(f"{args.address!r} is neither a device address (0x1234abcd) nor a nickname in range")
-            address = matches[0].address
+        if address is None:  # a nickname: find it first (answers that collide are lost for a round)
+            for _round in range(5):
+                event = _discover_round(runtime, 6, timeout=3.0)
+                matches = [d for d in (event.devices if event else ()) if d.nickname == args.address]
+                if matches:
+                    address = matches[0].address
+                    break
+            else:
+                raise CliError(f"{args.address!r} is neither a device address (0x1234abcd) nor a nickname in range "
+                               "(5 discovery rounds)")
         received, rtts = 0, []
         for sequence in range(args.count):
             payload = struct.pack(">Id", sequence, time.monotonic()).ljust(args.size, b"\xa5")
