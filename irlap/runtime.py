@@ -57,7 +57,9 @@ class LinkRuntime:
         trace: PcapWriter | None = None,
         accept_connections: bool = True,
         on_event: Callable[[Event | PortFailed], None] | None = None,
+        stack: Callable[[Station], Any] | None = None,
     ) -> None:
+        """``stack`` wraps the station in the layers above (e.g. IrLMP); they share its driver interface."""
         self.rng = rng or random.Random()
         self.url = port if isinstance(port, str) else getattr(port, "port", "port")
         self._port_arg = port
@@ -69,6 +71,7 @@ class LinkRuntime:
         address = address or self.rng.randrange(1, 0xFFFFFFFF)
         self.station = Station(address, qos=qos, rng=self.rng, accept_connections=accept_connections,
                                info=F.DiscoveryInfo.make(nickname, hints=hints))
+        self.stack = stack(self.station) if stack is not None else self.station
         self.trace = trace
         self.on_event = on_event
         self.events: queue.Queue = queue.Queue()
@@ -111,11 +114,11 @@ class LinkRuntime:
             return
         if disconnect and self.failure is None:
             try:
-                connected = self.call(lambda st, now: st.connected, timeout=1.0)
-                if connected:
-                    self.call(lambda st, now: st.disconnect(now), timeout=1.0)
+                station = self.station  # the link itself, whatever stack sits on it
+                if self.call(lambda _stack, now: station.connected, timeout=1.0):
+                    self.call(lambda _stack, now: station.disconnect(now), timeout=1.0)
                     deadline = time.monotonic() + timeout
-                    while time.monotonic() < deadline and self.call(lambda st, now: st.connected, timeout=1.0):
+                    while time.monotonic() < deadline and self.call(lambda _s, now: station.connected, timeout=1.0):
                         time.sleep(0.02)
             except IrLAPError:
                 pass
@@ -153,8 +156,8 @@ class LinkRuntime:
         return time.monotonic() - self._epoch
 
     # --- the user side ----------------------------------------------------------------------------
-    def call(self, fn: Callable[[Station, float], Any], timeout: float | None = 5.0) -> Any:
-        """Run ``fn(station, now)`` on the engine thread and return its result (or raise its error)."""
+    def call(self, fn: Callable[[Any, float], Any], timeout: float | None = 5.0) -> Any:
+        """Run ``fn(stack, now)`` on the engine thread (the station, or the stack given) and return its result."""
         if not self.running:
             raise IrLAPError(f"the link on {self.url} is not running" + (f": {self.failure}" if self.failure else ""))
         future: Future = Future()
@@ -204,7 +207,7 @@ class LinkRuntime:
                 self._inbox.put(("bytes", data))
 
     def _engine_loop(self) -> None:
-        station = self.station
+        station = self.stack
         try:
             while not self._stop.is_set():
                 deadline = station.next_deadline()
@@ -244,7 +247,7 @@ class LinkRuntime:
     def _drain(self) -> None:
         port = self.port
         assert port is not None and self.driver is not None
-        for action in self.station.take_output():
+        for action in self.stack.take_output():
             if isinstance(action, Transmit):
                 if self.trace is not None:
                     self.trace.write_frame(action.frame, outgoing=True, time=time.time())
@@ -264,7 +267,7 @@ class LinkRuntime:
                 self.unwrapper.reset()
                 if self.trace is not None:
                     self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())
-        for event in self.station.take_events():
+        for event in self.stack.take_events():
             self._publish(event)
 
     def _publish(self, event: Event | PortFailed) -> None:

@@ -68,11 +68,12 @@ class _Transmission:
 class Node:
     """A station with its simulated port: transmit queue, UART speed and SIR unwrapper."""
 
-    def __init__(self, sim: Simulator, station: Station, name: str) -> None:
+    def __init__(self, sim: Simulator, station, name: str) -> None:
+        """``station`` is a Station or any stack above one with the same driver interface (IrLMP...)."""
         self.sim = sim
         self.station = station
         self.name = name
-        self.baud = station.baud
+        self.baud = getattr(station, "station", station).baud
         self.unwrapper = Unwrapper()
         self.events: list[Event] = []
         self.on_event: Callable[[Node, Event], None] | None = None
@@ -92,14 +93,16 @@ class Node:
     def pump(self) -> None:
         station = self.station
         for _ in range(100):
-            self._actions.extend(station.take_output())
-            for event in station.take_events():
+            actions = station.take_output()
+            events = station.take_events()
+            self._actions.extend(actions)
+            for event in events:
                 self.events.append(event)
                 if self.on_event:
                     self.on_event(self, event)
             if self.after:
                 self.after(self)
-            if not station._output and not station._events:
+            if not actions and not events:
                 break
         self._start_next()
         self._schedule_timer()
@@ -164,7 +167,7 @@ class Simulator:
         self.collisions = 0
         self.events_processed = 0
 
-    def add(self, station: Station, name: str | None = None) -> Node:
+    def add(self, station, name: str | None = None) -> Node:
         node = Node(self, station, name or f"station{len(self.nodes)}")
         self.nodes.append(node)
         return node

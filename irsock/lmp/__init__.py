@@ -1,0 +1,1 @@
+"""IrLMP (LSAP multiplexing, discovery service), IAS and their PDUs."""

@@ -1,0 +1,513 @@
+"""IrLMP: many LSAP conversations over one IrLAP link, the discovery service and the IAS server/client.
+
+:class:`IrLMP` wraps a :class:`~irlap.station.Station` and offers the same driver interface
+(``receive``, ``sense``, ``handle_timer``, ``next_deadline``, ``take_output``, ``take_events``), so
+the simulator and the real-time runtime drive it exactly as they drive a bare station.
+
+* LSAP connections are keyed by (local LSAP, remote LSAP); several run at once over the one link.
+  Their outgoing PDUs wait in per-connection queues and go to IrLAP round-robin, a few frames at a
+  time, so connections share the link fairly and nobody queues without bound below us.
+* The IrLAP connection is opened by the first LSAP connection and closed after ``idle_timeout``
+  once the last one is gone.
+* A Connect to an LSAP nobody listens on is answered with Disconnect "no LM-MUX client"; data for
+  an unknown connection with "data on disconnected LSAP"; access-mode requests with "unsupported".
+* LSAP 0 is the IAS server (:mod:`irsock.lmp.ias`); :meth:`ias_query` is the client.
+* Connectionless data uses UI frames on LSAP 0x70 with a PID.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+from irlap import station as lap
+from irlap.errors import IrLAPError
+from irlap.frames import DiscoveryInfo
+from irsock.errors import IrSockError
+from irsock.lmp import pdu as P
+from irsock.lmp.ias import IasClientCall, IasDatabase, IasServerSession
+
+LAP_IDLE_TIMEOUT = 2.0
+IAS_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0
+LAP_QUEUE_TARGET = 4  # frames we keep queued in IrLAP; the rest waits here, per connection
+
+
+class LmpError(IrSockError):
+    """Misuse of the IrLMP service (no such connection, LSAP in use, link to another device...)."""
+
+
+class ConnState(enum.Enum):
+    WAIT_LINK = "waiting for the link"
+    CONNECTING = "connect sent"
+    OPEN = "open"
+    CLOSING = "closing"
+
+
+@dataclass
+class LsapConnection:
+    local: int
+    remote: int
+    device: int
+    state: ConnState
+    user_data: bytes = b""
+    owner: str = "user"  # "user", "ias-server", "ias-client", or a layer name like "ttp"
+    started: float = 0.0
+    queue: deque = field(default_factory=deque)
+    close_after_queue: bool = False
+    close_reason: P.DisconnectReason = P.DisconnectReason.USER_REQUEST
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.local, self.remote)
+
+
+# --- events ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LmpConnectIndication:
+    """A peer connected to one of our listening LSAPs (already confirmed)."""
+
+    local: int
+    remote: int
+    device: int
+    user_data: bytes
+    owner: str
+
+
+@dataclass(frozen=True)
+class LmpConnectConfirm:
+    local: int
+    remote: int
+    device: int
+    user_data: bytes
+    owner: str
+
+
+@dataclass(frozen=True)
+class LmpData:
+    local: int
+    remote: int
+    data: bytes
+    owner: str
+
+
+@dataclass(frozen=True)
+class LmpDisconnected:
+    local: int
+    remote: int
+    reason: P.DisconnectReason
+    user_data: bytes
+    owner: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionlessData:
+    pid: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class IasResult:
+    """The answer to :meth:`IrLMP.ias_query`: ``status`` is an IAS return code, or None on failure."""
+
+    query: int
+    device: int
+    class_name: str
+    attribute: str
+    status: int | None
+    values: tuple[P.IasValue, ...] = ()
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == P.IAS_SUCCESS
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error
+        return P.IAS_RETURN_WORDS.get(self.status, f"return code {self.status}")
+
+
+class IrLMP:
+    """IrLMP and IAS on one station (see the module docstring)."""
+
+    def __init__(self, station: lap.Station, *, ias: IasDatabase | None = None,
+                 idle_timeout: float = LAP_IDLE_TIMEOUT) -> None:
+        self.station = station
+        self.ias = ias or IasDatabase.for_device(station.info.nickname)
+        self.idle_timeout = idle_timeout
+        self.connections: dict[tuple[int, int], LsapConnection] = {}
+        self.listeners: dict[int, str] = {P.LSAP_IAS: "ias-server"}
+        self.hint_filter = 0
+        self._events: list = []
+        self._timers: dict[str, float] = {}
+        self._peer: int | None = None  # device of the LAP link (or the one being connected)
+        self._rr: deque[tuple[int, int]] = deque()
+        self._ias_sessions: dict[tuple[int, int], IasServerSession] = {}
+        self._ias_calls: dict[tuple[int, int], IasClientCall] = {}
+        self._query_ids = 0
+        self._used_lsaps: set[int] = set()
+
+    # --- driver interface ----------------------------------------------------------------------
+    def receive(self, frame: bytes, now: float) -> None:
+        self.station.receive(frame, now)
+        self._process(now)
+
+    def sense(self, now: float) -> None:
+        self.station.sense(now)
+
+    def handle_timer(self, now: float) -> None:
+        deadline = self.station.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.station.handle_timer(now)
+        for name, when in sorted(self._timers.items(), key=lambda item: item[1]):
+            if when <= now and self._timers.get(name) == when:
+                del self._timers[name]
+                self._fire(name, now)
+        self._process(now)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.station.next_deadline(), *self._timers.values()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def take_output(self) -> list:
+        return self.station.take_output()
+
+    def take_events(self) -> list:
+        events, self._events = self._events, []
+        return events
+
+    # --- LSAPs -------------------------------------------------------------------------------------
+    def allocate_lsap(self) -> int:
+        """A free LSAP selector (0x01-0x6F)."""
+        busy = self._used_lsaps | set(self.listeners) | {c.local for c in self.connections.values()}
+        for lsap in range(P.LSAP_MIN, P.LSAP_MAX + 1):
+            if lsap not in busy:
+                self._used_lsaps.add(lsap)
+                return lsap
+        raise LmpError("no free LSAP selector (all 111 are in use)")
+
+    def release_lsap(self, lsap: int) -> None:
+        self._used_lsaps.discard(lsap)
+        self.listeners.pop(lsap, None) if lsap != P.LSAP_IAS else None
+
+    def listen(self, lsap: int, owner: str = "user") -> None:
+        """Accept connections to ``lsap`` (confirmed at once; the owner gets LmpConnectIndication)."""
+        if not P.LSAP_MIN <= lsap <= P.LSAP_MAX:
+            raise LmpError(f"LSAP 0x{lsap:02x} cannot be listened on (0x01-0x6F)")
+        if lsap in self.listeners and self.listeners[lsap] != owner:
+            raise LmpError(f"LSAP 0x{lsap:02x} is already in use")
+        self.listeners[lsap] = owner
+        self._used_lsaps.add(lsap)
+
+    @property
+    def link_up(self) -> bool:
+        return self.station.state in (lap.State.NRM_PRIMARY, lap.State.NRM_SECONDARY)
+
+    @property
+    def peer(self) -> int | None:
+        return self._peer
+
+    def connect(self, local: int, device: int, remote: int, now: float, *, user_data: bytes = b"",
+                owner: str = "user") -> LsapConnection:
+        """Connect our LSAP ``local`` to ``remote`` on ``device``; opens the IrLAP link if needed."""
+        if not 0 <= remote <= P.LSAP_MAX:
+            raise LmpError(f"remote LSAP 0x{remote:02x} is not a connectable LSAP (0x00-0x6F)")
+        if (local, remote) in self.connections:
+            raise LmpError(f"LSAP 0x{local:02x} is already connected to 0x{remote:02x}")
+        if self._peer is not None and self._peer != device and (self.connections or self.station.connected):
+            raise LmpError(f"the link is in use by device 0x{self._peer:08x}; IrLAP connects to one device at a time")
+        if len(user_data) > 60:
+            raise LmpError("IrLMP connect user data is limited to 60 bytes")
+        conn = LsapConnection(local, remote, device, ConnState.WAIT_LINK, bytes(user_data), owner, now)
+        self.connections[conn.key] = conn
+        self._used_lsaps.add(local)
+        self._timers[f"connect:{local}:{remote}"] = now + CONNECT_TIMEOUT
+        self._timers.pop("idle", None)
+        if self.link_up and self.station.peer == device:
+            self._send_connect(conn, now)
+        elif not self.station.connected and self.station.state in (lap.State.NDM, lap.State.REPLY):
+            self._peer = device
+            try:
+                self.station.connect(device, now)
+            except IrLAPError as exc:
+                del self.connections[conn.key]
+                raise LmpError(str(exc)) from None
+        return conn
+
+    def send(self, local: int, remote: int, data: bytes, now: float) -> None:
+        """Queue one IrLMP data PDU's payload (at most :meth:`max_data` bytes)."""
+        conn = self._conn(local, remote)
+        if conn.state not in (ConnState.OPEN,) or conn.close_after_queue:
+            raise LmpError(f"connection 0x{local:02x}->0x{remote:02x} is {conn.state.value}")
+        if len(data) > self.max_data():
+            raise LmpError(f"{len(data)} bytes exceed the largest IrLMP payload of {self.max_data()} bytes")
+        conn.queue.append(P.build_lmp(P.LmpData(remote, local, bytes(data))))
+        self._pump(now)
+
+    def max_data(self) -> int:
+        """Largest payload of one data PDU (the IrLAP data size minus the 2-byte IrLMP header)."""
+        return self.station.max_send_size - 2 if self.station.params else 62
+
+    def queued(self, local: int, remote: int) -> int:
+        return len(self._conn(local, remote).queue)
+
+    def disconnect(self, local: int, remote: int, now: float, *,
+                   reason: P.DisconnectReason = P.DisconnectReason.USER_REQUEST, user_data: bytes = b"",
+                   after_queued: bool = True) -> None:
+        """Close a connection; by default after the data already queued has been handed to IrLAP."""
+        conn = self.connections.get((local, remote))
+        if conn is None:
+            return
+        if conn.state in (ConnState.WAIT_LINK,):
+            self._drop(conn, reason, now, notify=False)
+            return
+        control = P.build_lmp(P.LmpControl(remote, local, P.OP_DISCONNECT, int(reason), bytes(user_data)))
+        if not after_queued:
+            conn.queue.clear()
+        conn.queue.append(control)
+        conn.close_after_queue = True
+        conn.close_reason = reason
+        self._pump(now)
+
+    def send_connectionless(self, pid: int, data: bytes, now: float) -> None:
+        self.station.send_ui(P.build_connectionless(P.LmpConnectionless(pid, bytes(data))), now)
+
+    # --- discovery -----------------------------------------------------------------------------
+    def discover(self, slots: int, now: float) -> None:
+        self.station.discover(slots, now)
+
+    def discovery_log(self, now: float) -> list[lap.DiscoveredDevice]:
+        """The device log, filtered by :attr:`hint_filter` (0 = no filtering)."""
+        devices = self.station.discovery_log(now)
+        if not self.hint_filter:
+            return devices
+        mask = self.hint_filter.to_bytes(2, "big")
+        return [d for d in devices if any(h & m & 0x7F for h, m in zip(d.hints.ljust(2, b"\0"), mask, strict=False))]
+
+    # --- IAS client --------------------------------------------------------------------------------
+    def ias_query(self, device: int, class_name: str | bytes, attribute: str | bytes, now: float,
+                  timeout: float = IAS_TIMEOUT) -> int:
+        """Ask ``device``'s IAS; the answer comes as an :class:`IasResult` event with the returned id."""
+        cls = class_name.encode("utf-8") if isinstance(class_name, str) else bytes(class_name)
+        attr = attribute.encode("utf-8") if isinstance(attribute, str) else bytes(attribute)
+        request = P.build_ias_request(cls, attr)
+        self._query_ids += 1
+        local = self.allocate_lsap()
+        try:
+            self.connect(local, device, P.LSAP_IAS, now, owner="ias-client")
+        except LmpError:
+            self.release_lsap(local)
+            raise
+        self._ias_calls[(local, P.LSAP_IAS)] = IasClientCall(self._query_ids, device, cls, attr, request)
+        self._timers[f"ias:{local}"] = now + timeout
+        return self._query_ids
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _conn(self, local: int, remote: int) -> LsapConnection:
+        conn = self.connections.get((local, remote))
+        if conn is None:
+            raise LmpError(f"no connection 0x{local:02x}->0x{remote:02x}")
+        return conn
+
+    def _send_connect(self, conn: LsapConnection, now: float) -> None:
+        conn.state = ConnState.CONNECTING
+        conn.queue.appendleft(P.build_lmp(P.LmpControl(conn.remote, conn.local, P.OP_CONNECT, 0, conn.user_data)))
+        self._pump(now)
+
+    def _pump(self, now: float) -> None:
+        """Move queued PDUs into IrLAP round-robin, keeping only a few frames queued there."""
+        if not self.link_up:
+            return
+        keys = [k for k, c in self.connections.items() if c.queue]
+        for key in keys:
+            if key not in self._rr:
+                self._rr.append(key)
+        while self._rr and self.station.tx_queue_len < LAP_QUEUE_TARGET:
+            key = self._rr.popleft()
+            conn = self.connections.get(key)
+            if conn is None or not conn.queue:
+                continue
+            pdu = conn.queue.popleft()
+            self.station.send(pdu, now)
+            if conn.queue:
+                self._rr.append(key)
+            elif conn.close_after_queue:
+                self._drop(conn, conn.close_reason, now, notify=True, local_close=True)
+
+    def _process(self, now: float) -> None:
+        for event in self.station.take_events():
+            self._on_lap_event(event, now)
+        self._pump(now)
+
+    def _on_lap_event(self, event, now: float) -> None:
+        match event:
+            case lap.Connected(peer=peer):
+                self._peer = peer
+                for conn in list(self.connections.values()):
+                    if conn.state == ConnState.WAIT_LINK and conn.device == peer:
+                        self._send_connect(conn, now)
+                if not self.connections:
+                    self._timers["idle"] = now + self.idle_timeout
+                self._events.append(event)
+            case lap.Data(data=data):
+                self._on_pdu(data, now)
+            case lap.Disconnected(reason=reason):
+                lmp_reason = (P.DisconnectReason.LAP_CONNECT_FAILED
+                              if reason in (lap.DisconnectReason.CONNECT_FAILED, lap.DisconnectReason.REFUSED)
+                              else P.DisconnectReason.UNEXPECTED_LAP_DISCONNECT)
+                for conn in list(self.connections.values()):
+                    self._drop(conn, lmp_reason, now, notify=True, detail=reason.value)
+                self._peer = None
+                self._timers.pop("idle", None)
+                self._events.append(event)
+            case lap.LinkReset():
+                for conn in list(self.connections.values()):
+                    self._drop(conn, P.DisconnectReason.LAP_RESET, now, notify=True)
+                self._events.append(event)
+            case lap.UIData(data=data):
+                try:
+                    pdu = P.parse_connectionless(data)
+                except P.PduError:
+                    return
+                self._events.append(ConnectionlessData(pdu.pid, pdu.data))
+            case _:
+                self._events.append(event)
+
+    def _reply(self, local: int, remote: int, opcode: int, parameter: int, now: float, data: bytes = b"") -> None:
+        if self.link_up:
+            self.station.send(P.build_lmp(P.LmpControl(remote, local, opcode, parameter, data)), now)
+
+    def _on_pdu(self, data: bytes, now: float) -> None:
+        try:
+            pdu = P.parse_lmp(data)
+        except P.PduError:
+            return  # not IrLMP: nothing sensible to answer
+        local, remote = pdu.dlsap, pdu.slsap
+        conn = self.connections.get((local, remote))
+        if isinstance(pdu, P.LmpData):
+            if conn is None or conn.state != ConnState.OPEN:
+                self._reply(local, remote, P.OP_DISCONNECT, P.DisconnectReason.DATA_ON_DISCONNECTED_LSAP, now)
+                return
+            self._deliver(conn, pdu.data, now)
+            return
+        if pdu.opcode == P.OP_CONNECT:
+            self._on_connect(local, remote, pdu.data, now)
+        elif pdu.opcode == P.OP_CONNECT_CONFIRM:
+            if conn is not None and conn.state == ConnState.CONNECTING:
+                conn.state = ConnState.OPEN
+                self._timers.pop(f"connect:{local}:{remote}", None)
+                if conn.owner == "ias-client":
+                    call = self._ias_calls.get(conn.key)
+                    if call is not None:
+                        for piece in call.start(self.max_data()):
+                            conn.queue.append(P.build_lmp(P.LmpData(remote, local, piece)))
+                else:
+                    self._events.append(LmpConnectConfirm(local, remote, conn.device, pdu.data, conn.owner))
+        elif pdu.opcode == P.OP_DISCONNECT:
+            if conn is not None:
+                self._drop(conn, P.DisconnectReason.of(pdu.parameter), now, notify=True, user_data=pdu.data)
+        elif pdu.opcode == P.OP_ACCESS_MODE:
+            self._reply(local, remote, P.OP_ACCESS_MODE_CONFIRM, P.ACCESS_STATUS_UNSUPPORTED, now,
+                        data=bytes((pdu.parameter,)))
+
+    def _on_connect(self, local: int, remote: int, user_data: bytes, now: float) -> None:
+        owner = self.listeners.get(local)
+        if owner is None:
+            self._reply(local, remote, P.OP_DISCONNECT, P.DisconnectReason.NO_CLIENT, now)
+            return
+        if (local, remote) in self.connections:  # a repeated connect: confirm again
+            self._reply(local, remote, P.OP_CONNECT_CONFIRM, 0, now)
+            return
+        device = self.station.peer or 0
+        conn = LsapConnection(local, remote, device, ConnState.OPEN, bytes(user_data), owner, now)
+        self.connections[conn.key] = conn
+        self._timers.pop("idle", None)
+        if owner == "ias-server":
+            self._ias_sessions[conn.key] = IasServerSession(self.ias)
+            self._reply(local, remote, P.OP_CONNECT_CONFIRM, 0, now)
+            return
+        self._events.append(LmpConnectIndication(local, remote, device, bytes(user_data), owner))
+
+    def confirm(self, local: int, remote: int, now: float, user_data: bytes = b"") -> None:
+        """Confirm an indicated connection (the owner may add user data, e.g. TinyTP parameters)."""
+        conn = self._conn(local, remote)
+        conn.queue.appendleft(P.build_lmp(P.LmpControl(remote, local, P.OP_CONNECT_CONFIRM, 0, bytes(user_data))))
+        self._pump(now)
+
+    def _deliver(self, conn: LsapConnection, data: bytes, now: float) -> None:
+        if conn.owner == "ias-server":
+            session = self._ias_sessions.get(conn.key)
+            if session is not None:
+                for piece in session.receive(data, self.max_data()):
+                    conn.queue.append(P.build_lmp(P.LmpData(conn.remote, conn.local, piece)))
+            return
+        if conn.owner == "ias-client":
+            call = self._ias_calls.get(conn.key)
+            if call is None:
+                return
+            replies, result = call.receive(data)
+            for piece in replies:
+                conn.queue.append(P.build_lmp(P.LmpData(conn.remote, conn.local, piece)))
+            if result is not None:
+                self._finish_ias(conn, result, "", now)
+            return
+        self._events.append(LmpData(conn.local, conn.remote, data, conn.owner))
+
+    def _finish_ias(self, conn: LsapConnection, response: P.IasResponse | None, error: str, now: float) -> None:
+        call = self._ias_calls.pop(conn.key, None)
+        self._timers.pop(f"ias:{conn.local}", None)
+        if call is None:
+            return
+        if response is None:
+            result = IasResult(call.query, call.device, call.class_name.decode("utf-8", "replace"),
+                               call.attribute.decode("utf-8", "replace"), None, (), error)
+        else:
+            result = IasResult(call.query, call.device, call.class_name.decode("utf-8", "replace"),
+                               call.attribute.decode("utf-8", "replace"), response.status,
+                               tuple(v for _id, v in response.entries))
+        self._events.append(result)
+        # like the Linux client: one question per connection, then close it
+        if conn.key in self.connections and conn.state == ConnState.OPEN:
+            self.disconnect(conn.local, conn.remote, now)
+        elif conn.key in self.connections:
+            self._drop(conn, P.DisconnectReason.USER_REQUEST, now, notify=False)
+        self.release_lsap(conn.local)
+
+    def _drop(self, conn: LsapConnection, reason: P.DisconnectReason, now: float, *, notify: bool,
+              user_data: bytes = b"", detail: str = "", local_close: bool = False) -> None:
+        self.connections.pop(conn.key, None)
+        self._timers.pop(f"connect:{conn.local}:{conn.remote}", None)
+        self._ias_sessions.pop(conn.key, None)
+        if conn.key in self._ias_calls and not local_close:
+            self._finish_ias(conn, None, detail or f"the IAS connection was closed: {reason.name.lower()}", now)
+        if notify and conn.owner not in ("ias-server", "ias-client"):
+            self._events.append(LmpDisconnected(conn.local, conn.remote, reason, user_data, conn.owner, detail))
+        if not self.connections and self.station.connected:
+            self._timers["idle"] = now + self.idle_timeout
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "idle":
+            if not self.connections and self.station.connected:
+                self.station.disconnect(now)
+            return
+        if name.startswith("connect:"):
+            _, local, remote = name.split(":")
+            conn = self.connections.get((int(local), int(remote)))
+            if conn is not None and conn.state in (ConnState.WAIT_LINK, ConnState.CONNECTING):
+                if conn.state == ConnState.CONNECTING:
+                    self._reply(conn.local, conn.remote, P.OP_DISCONNECT, P.DisconnectReason.CLIENT_NOT_RESPONDING, now)
+                self._drop(conn, P.DisconnectReason.CLIENT_NOT_RESPONDING, now, notify=True,
+                           detail="no connect confirm")
+            return
+        if name.startswith("ias:"):
+            local = int(name.split(":")[1])
+            conn = self.connections.get((local, P.LSAP_IAS))
+            if conn is not None:
+                self._finish_ias(conn, None, "no IAS answer within the timeout", now)
+
+
+def device_info(nickname: str, hints: int) -> DiscoveryInfo:
+    return DiscoveryInfo.make(nickname, hints=hints)
