@@ -736,6 +736,19 @@ class Station:
         self._token = True
         self._send_supervisory(now, poll=True)
 
+    def _timer_turn(self, now: float) -> None:
+        """Our turn, taken through a timer due at once: the layers above first see what arrived and
+        can answer in the same turn (an IrLMP connect confirm rides on the response to its poll)."""
+        if self.state == State.NRM_SECONDARY:
+            self._secondary_turn(now)
+        elif self.state == State.NRM_PRIMARY and self._token:
+            self._primary_turn(now)
+
+    @property
+    def pending_turn(self) -> float | None:
+        """When our deferred turn is due (right after the frame that gave us the token), if one is."""
+        return self._timers.get("turn")
+
     def _timer_p(self, now: float) -> None:
         if self.state == State.NRM_PRIMARY and self._token:
             self._primary_turn(now, idle_poll=True)
@@ -852,7 +865,7 @@ class Station:
             self._frmr = F.FRMR(address=self.ca, rejected_control=exc.control, vs=self.vs, vr=self.vr,
                                 rejected_was_response=not exc.address_byte & 1, w=True, x=exc.has_info)
             if exc.control & F.PF:
-                self._secondary_turn(now)
+                self._start("turn", now)
         elif self.state == State.NRM_PRIMARY:
             self._start_reset(now)
 
@@ -926,7 +939,7 @@ class Station:
             self._token = True
             if self._unacked and not self._srej:
                 self._go_back()  # the final N(R) did not cover everything we sent (SREJ names its one frame)
-            self._primary_turn(now)
+            self._start("turn", now)
 
     def _send_disc(self, now: float) -> None:
         self.state = State.PCLOSE
@@ -991,7 +1004,7 @@ class Station:
             case _:
                 return
         if frame.poll_final:
-            self._secondary_turn(now)
+            self._start("turn", now)
 
     def _secondary_turn(self, now: float) -> None:
         if self._frmr is not None:

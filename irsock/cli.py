@@ -186,8 +186,10 @@ def _port_settings(args: argparse.Namespace) -> tuple[str, str]:
 
 def _start_runtime(args: argparse.Namespace, **kwargs):
     from irlap.runtime import LinkRuntime
+    from irsock.stack import full_stack
 
     url, dongle = _port_settings(args)
+    kwargs.setdefault("stack", full_stack)
     runtime = LinkRuntime(url, dongle=dongle, nickname=getattr(args, "nickname", None) or "irsock", **kwargs)
     runtime.start()
     return runtime
@@ -283,6 +285,59 @@ def _parse_address(text: str) -> int | None:
     return value if 0 < value < 0xFFFFFFFF else None
 
 
+def _resolve_device(runtime, text: str) -> int:
+    """A device address from hex/decimal, or a nickname found by discovery (up to five rounds)."""
+    address = _parse_address(text)
+    if address is not None:
+        return address
+    for _round in range(5):  # answers that collide in a slot are lost for that round
+        event = _discover_round(runtime, 6, timeout=3.0)
+        matches = [d for d in (event.devices if event else ()) if d.nickname == text]
+        if matches:
+            return matches[0].address
+    raise CliError(f"{text!r} is neither a device address (0x1234abcd) nor a nickname in range (5 discovery rounds)")
+
+
+def cmd_ias(args: argparse.Namespace) -> int:
+    from irsock.lmp import pdu as P
+    from irsock.lmp.stack import IasResult, LmpError
+
+    runtime = _start_runtime(args)
+    try:
+        address = _resolve_device(runtime, args.address)
+        try:
+            runtime.call(lambda stack, now: stack.ias_query(address, args.class_name, args.attribute, now,
+                                                             args.timeout))
+        except LmpError as exc:
+            raise CliError(str(exc)) from None
+        result = runtime.wait_for((IasResult,), args.timeout + 5)
+        if not isinstance(result, IasResult):
+            raise CliError(getattr(result, "message", None) or f"no IAS answer from 0x{address:08x}")
+        kinds = {P.VALUE_INTEGER: "integer", P.VALUE_OCTETS: "octets", P.VALUE_STRING: "string",
+                 P.VALUE_MISSING: "missing"}
+        values = []
+        for value in result.values:
+            item = {"type": kinds[value.kind]}
+            if value.kind == P.VALUE_INTEGER:
+                item["value"] = value.integer
+            elif value.kind == P.VALUE_OCTETS:
+                item["value"] = value.octets.hex()
+            elif value.kind == P.VALUE_STRING:
+                item.update(value=value.text, charset=value.charset)
+            values.append(item)
+        if args.json:
+            print(json.dumps({"address": address, "class": args.class_name, "attribute": args.attribute,
+                              "status": result.status, "status_text": result.describe(), "values": values}))
+        elif result.ok:
+            for value in result.values:
+                print(value.describe())
+        else:
+            print(f"0x{address:08x} {args.class_name} {args.attribute}: {result.describe()}")
+        return EXIT_OK if result.ok else EXIT_ERROR
+    finally:
+        _stop_runtime(runtime)
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     import struct
     import time
@@ -294,22 +349,12 @@ def cmd_ping(args: argparse.Namespace) -> int:
         raise CliError("--size must be between 12 and 2000 bytes")
     runtime = _start_runtime(args)
     try:
-        address = _parse_address(args.address)
-        if address is None:  # a nickname: find it first (answers that collide are lost for a round)
-            for _round in range(5):
-                event = _discover_round(runtime, 6, timeout=3.0)
-                matches = [d for d in (event.devices if event else ()) if d.nickname == args.address]
-                if matches:
-                    address = matches[0].address
-                    break
-            else:
-                raise CliError(f"{args.address!r} is neither a device address (0x1234abcd) nor a nickname in range "
-                               "(5 discovery rounds)")
+        address = _resolve_device(runtime, args.address)
         received, rtts = 0, []
         for sequence in range(args.count):
             payload = struct.pack(">Id", sequence, time.monotonic()).ljust(args.size, b"\xa5")
             sent_at = time.monotonic()
-            runtime.call(lambda st, now, p=payload: st.send_test(address, p, now))
+            runtime.call(lambda _stack, now, p=payload: runtime.station.send_test(address, p, now))
             reply = None
             deadline = sent_at + args.wait
             while time.monotonic() < deadline:
@@ -323,7 +368,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
                 print(f"no answer from 0x{address:08x}: seq={sequence}", flush=True)
             else:
                 # from the moment the TEST left (it waits while the medium is busy) to the answer
-                left_at = runtime.call(lambda st, now: st.test_sent_at)
+                left_at = runtime.call(lambda _stack, now: runtime.station.test_sent_at)
                 rtt = (reply.time - left_at) * 1000
                 rtts.append(rtt)
                 received += 1
@@ -363,7 +408,7 @@ def cmd_trace_capture(args: argparse.Namespace) -> int:
         next_discovery = time.monotonic()
         while deadline is None or time.monotonic() < deadline:
             if args.discover and time.monotonic() >= next_discovery:
-                runtime.call(lambda st, now: st.discover(6, now) if st.state.value == "NDM" else None)
+                runtime.call(lambda st, now: st.discover(6, now) if runtime.station.state.value == "NDM" else None)
                 next_discovery = time.monotonic() + 3.0
             event = runtime.next_event(0.2)
             if isinstance(event, PortFailed):
@@ -509,6 +554,15 @@ def build_parser() -> argparse.ArgumentParser:
     discover_cmd.add_argument("--watch", action="store_true", help="keep discovering, print devices as they appear")
     discover_cmd.add_argument("--json", action="store_true")
     discover_cmd.set_defaults(func=cmd_discover)
+
+    ias = commands.add_parser("ias", help="ask a device's IAS directory for an attribute")
+    port_options(ias)
+    ias.add_argument("address", metavar="ADDRESS", help="device address (0x1234abcd) or nickname")
+    ias.add_argument("class_name", metavar="CLASS", help='e.g. "Device", "OBEX", "IrDA:IrCOMM"')
+    ias.add_argument("attribute", metavar="ATTRIBUTE", help='e.g. "DeviceName", "IrDA:TinyTP:LsapSel"')
+    ias.add_argument("--timeout", type=float, default=10.0)
+    ias.add_argument("--json", action="store_true")
+    ias.set_defaults(func=cmd_ias)
 
     ping = commands.add_parser("ping", help="TEST frames to a device: round-trip times and loss")
     port_options(ping)

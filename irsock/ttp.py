@@ -122,6 +122,14 @@ class TinyTP:
         events, self._events = self._events, []
         return events
 
+    # --- the services below, for convenience -----------------------------------------------------
+    def discover(self, slots: int, now: float) -> None:
+        self.lmp.discover(slots, now)
+
+    def ias_query(self, device: int, class_name: str | bytes, attribute: str | bytes, now: float,
+                  timeout: float = 10.0) -> int:
+        return self.lmp.ias_query(device, class_name, attribute, now, timeout)
+
     # --- service ---------------------------------------------------------------------------------
     def listen(self, lsap: int | None = None, *, max_sdu_size: int = 0) -> int:
         """Accept TinyTP connections on ``lsap`` (allocated if None); returns the LSAP."""

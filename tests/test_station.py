@@ -41,6 +41,9 @@ def station(address=A, **kwargs) -> Station:
 
 
 def frames_out(st: Station) -> list[F.Frame]:
+    """What the station sends, after taking the turn it defers to the instant a poll arrived."""
+    if st.pending_turn is not None:
+        st.handle_timer(st.pending_turn)
     return [F.parse(a.frame) for a in st.take_output() if isinstance(a, Transmit)]
 
 
@@ -293,6 +296,7 @@ def test_window_of_i_frames_with_poll_on_the_last():
     s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)
     [rr] = frames_out(s)
     p.receive(rr.to_bytes(), now=now + 0.01)
+    p.handle_timer(now + 0.01)  # the turn: nothing to send yet, so the primary idles on its P timer
     for chunk in (b"a", b"b", b"c"):
         p.send(chunk, now=now + 0.02)
     # requests made at one instant go out together: the turn is a timer due now

@@ -119,3 +119,59 @@ def test_sir_framing_and_fcs_checked_by_tshark(tmp_path):
     # tshark's own FCS check: the frame sample_raw_line() damaged is bad, its copy and all others good
     assert [row[1] for row in decoded] == ["0", "1", "1", "1"]
     assert decoded[0][2] == decoded[1][2] == "0x227d2222"
+
+
+def test_ias_lookup_then_tinytp_session_decoded_by_tshark(tmp_path):
+    """Our IrLMP, IAS and TinyTP PDUs as tshark reads them (TinyTP after an IrCOMM IAS lookup: quirk Q1)."""
+    import random
+
+    from irlap.frames import DiscoveryInfo
+    from irlap.sim import Simulator
+    from irlap.station import Station
+    from irsock.lmp import pdu as P
+    from irsock.lmp.stack import IasResult, IrLMP
+    from irsock.ttp import TinyTP
+    from tests.conftest import require_tool
+
+    tshark = require_tool("tshark")
+    sim = Simulator(seed=2)
+    a = sim.add(TinyTP(IrLMP(Station(PRIMARY, rng=random.Random(1), info=DiscoveryInfo.make("alpha")))), "a")
+    b = sim.add(TinyTP(IrLMP(Station(SECONDARY, rng=random.Random(2), info=DiscoveryInfo.make("beta")))), "b")
+    lsap = b.station.listen(0x05)
+    b.station.lmp.ias.set("IrDA:IrCOMM", "IrDA:TinyTP:LsapSel", P.IasValue.of_int(lsap))
+    a.call("ias_query", SECONDARY, "IrDA:IrCOMM", "IrDA:TinyTP:LsapSel")
+    sim.run(until=5, stop=lambda: any(isinstance(e, IasResult) for e in a.events))
+    [result] = [e for e in a.events if isinstance(e, IasResult)]
+    conn = a.station.connect(SECONDARY, result.values[0].integer, sim.now)
+    a.pump()
+    sim.run(until=sim.now + 0.5)
+    a.call("send", conn, b"\x00hello")  # cooked IrCOMM: clen 0, then user data
+    sim.run(until=sim.now + 0.5)
+    [peer] = list(b.station.connections)
+    assert b.station.recv(peer, None, sim.now) == b"\x00hello"
+    b.call("send", peer, b"\x00world")
+    sim.run(until=sim.now + 0.5)
+    frames = sorted([(t, True, f) for t, f in a.sent_frames] + [(t, False, f) for t, f in b.sent_frames])
+    path = tmp_path / "ttp.pcap"
+    with PcapWriter(path) as writer:
+        for t, outgoing, frame in frames:
+            writer.write_frame(frame, outgoing=outgoing, time=t)
+    fields = ["irlap.a", "irlmp.dst.lsap", "irlmp.src.lsap", "irlmp.opcode", "iap.classname", "iap.attrname",
+              "iap.int", "ttp.icredit", "ttp.dcredit", "ttp.m", "_ws.col.Info"]
+    args = [tshark, "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for name in fields:
+        args += ["-e", name]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+    rows = [r for r in rows if r["irlmp.dst.lsap"] or r["iap.classname"] or r["iap.int"]]
+    assert not [r for r in rows if "Malformed" in r["_ws.col.Info"]]
+    query = next(r for r in rows if r["iap.classname"])
+    assert (query["iap.classname"], query["iap.attrname"]) == ("IrDA:IrCOMM", "IrDA:TinyTP:LsapSel")
+    assert next(r for r in rows if r["iap.int"])["iap.int"] == "5"
+    connect, confirm = [r for r in rows if r["ttp.icredit"]]
+    assert connect["irlmp.opcode"] == "0x01" and connect["irlmp.dst.lsap"] == "5" and connect["ttp.icredit"] == "14"
+    assert confirm["irlmp.opcode"] == "0x81" and confirm["irlmp.src.lsap"] == "5" and confirm["ttp.icredit"] == "14"
+    data = [r for r in rows if r["ttp.m"]]
+    assert [(r["ttp.m"], "UserData: 5 bytes" in r["_ws.col.Info"]) for r in data] == [("0", True), ("0", True)]
+    # b read one PDU before answering: its data PDU hands that credit back
+    assert (data[0]["ttp.dcredit"], data[1]["ttp.dcredit"]) == ("0", "1")

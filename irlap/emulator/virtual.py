@@ -7,24 +7,44 @@ on a medium with ``devices=N`` therefore already has somebody to talk to.
 
 from __future__ import annotations
 
+import importlib
 import random
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from irlap.runtime import LinkRuntime
 
 _DEVICES: dict[str, list[LinkRuntime]] = {}
 _LOCK = threading.Lock()
+# The stack virtual devices run above their station: set by the layers above (irsock registers its
+# full IrLMP/IAS/TinyTP device), so the dependency arrow keeps pointing from irsock to irlap.
+_default_stack: str | Callable[[Any], Any] | None = None
+
+
+def set_default_stack(factory: str | Callable[[Any], Any] | None) -> None:
+    """``"module:function"`` or a callable taking a Station and returning the stack to drive."""
+    global _default_stack
+    _default_stack = factory
+
+
+def _resolve(factory: str | Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    if isinstance(factory, str):
+        module, _, name = factory.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return factory
 
 
 def spawn_devices(medium: str, count: int, *, prefix: str = "virtual", seed: int = 0,
-                  hints: int = 0x8420) -> list[LinkRuntime]:
+                  hints: int = 0x8420, stack: str | Callable[[Any], Any] | None = None) -> list[LinkRuntime]:
     """Start ``count`` virtual devices on ``medium``; they stop with :func:`stop_devices`."""
+    factory = _resolve(stack or _default_stack)
     rng = random.Random(f"{medium}/{seed}")
     started = []
     for index in range(count):
         device_rng = random.Random(rng.getrandbits(64))
         runtime = LinkRuntime(f"irsim://{medium}", dongle="plain", nickname=f"{prefix}-{index + 1}",
-                              hints=hints, rng=device_rng)
+                              hints=hints, rng=device_rng, stack=factory)
         runtime.start()
         started.append(runtime)
     with _LOCK:
