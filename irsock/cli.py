@@ -232,6 +232,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     runtime = _start_runtime(args)
     try:
         seen: dict[int, object] = {}
+        answered: set[int] = set()
         deadline = time.monotonic() + args.timeout
         rounds = 0
         while True:
@@ -239,6 +240,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
             rounds += 1
             if event is not None:
                 for device in event.devices:
+                    answered.add(device.address)
+                    if args.hint and not set(args.hint) <= set(device.info.hint_words if device.info else []):
+                        continue
                     new = device.address not in seen
                     seen[device.address] = device
                     if args.watch and new:
@@ -253,6 +257,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
                 print(json.dumps([_device_dict(d) for d in devices]))
             elif devices:
                 _print_devices(devices, False)
+            elif answered:
+                print(f"{len(answered)} device(s) answered, none announcing {', '.join(args.hint)}", file=sys.stderr)
             else:
                 print(f"no device answered {rounds} discovery round(s) on {runtime.url}: is a device in range and "
                       "awake? is the dongle type right (--dongle, see irda dongles)?", file=sys.stderr)
@@ -552,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     discover_cmd.add_argument("--slots", type=int, choices=(1, 6, 8, 16), default=6)
     discover_cmd.add_argument("--timeout", type=float, default=3.0, help="seconds of discovery rounds (default 3)")
     discover_cmd.add_argument("--watch", action="store_true", help="keep discovering, print devices as they appear")
+    discover_cmd.add_argument("--hint", action="append", default=[], metavar="WORD",
+                              help="only devices announcing this service hint (OBEX, IrCOMM, Printer...); repeatable")
     discover_cmd.add_argument("--json", action="store_true")
     discover_cmd.set_defaults(func=cmd_discover)
 

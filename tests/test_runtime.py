@@ -230,3 +230,32 @@ def test_emulate_pty_used_by_another_process():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_virtual_device_answers_ias_and_echoes_over_tinytp():
+    import irsock  # noqa: F401 - registers the full stack for virtual devices
+    from irsock.lmp.stack import IasResult
+    from irsock.stack import full_stack
+    from irsock.ttp import TtpConnected, TtpReadable
+
+    medium = medium_name()
+    [device] = spawn_devices(medium, 1)
+    a = runtime(f"irsim://{medium}", stack=full_stack)
+    try:
+        address = device.station.address
+        a.call(lambda stack, now: stack.ias_query(address, "IrDA:IrCOMM", "IrDA:TinyTP:LsapSel", now))
+        result = a.wait_for((IasResult,), 5)
+        assert isinstance(result, IasResult) and result.ok
+        lsap = result.values[0].integer
+        conn = a.call(lambda stack, now: stack.connect(address, lsap, now))
+        assert isinstance(a.wait_for((TtpConnected,), 5), TtpConnected)
+        a.call(lambda stack, now: stack.send(conn, b"echo me", now))
+        got = b""
+        deadline = time.monotonic() + 5
+        while got != b"echo me" and time.monotonic() < deadline:
+            if isinstance(a.wait_for((TtpReadable,), 1), TtpReadable):
+                got += a.call(lambda stack, now: stack.recv(conn, None, now))
+        assert got == b"echo me"
+    finally:
+        a.close()
+        stop_devices(medium)
