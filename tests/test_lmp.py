@@ -367,3 +367,12 @@ def test_ttp_random_faults_never_corrupt(seed, ber):
     report = run_ttp_transfer(8000, connections=2, seed=seed, faults=Faults(ber=ber))
     for got, ok in zip(report.delivered, report.intact, strict=False):
         assert ok or got < 8000
+
+
+def test_malformed_ias_answer_is_an_error_not_a_return_code():
+    from irsock.lmp.ias import IasClientCall
+
+    call = IasClientCall(1, B, b"Device", b"DeviceName", P.build_ias_request(b"Device", b"DeviceName"))
+    call.start(62)
+    replies, response = call.receive(h("84 00 00 05 00"))  # claims 5 entries, holds none
+    assert response is None and replies == [] and "malformed IAS answer" in call.error

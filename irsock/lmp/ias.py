@@ -182,6 +182,7 @@ class IasClientCall:
     request: bytes
     _reply: _Reassembly = field(default_factory=_Reassembly)
     _sender: _Sender | None = None
+    error: str = ""  #: set when the peer's answer could not be read
 
     def start(self, frame_size: int) -> list[bytes]:
         body = self.request[1:]
@@ -193,11 +194,9 @@ class IasClientCall:
             return (self._sender.on_ack() if self._sender else []), None
         try:
             done, acks = self._reply.add(frame)
-        except P.PduError:
-            return [], P.IasResponse(P.IAS_UNSUPPORTED)
-        if not done:
-            return acks, None
-        try:
+            if not done:
+                return acks, None
             return [], P.parse_ias_response_body(bytes(self._reply.body))
-        except P.PduError:
-            return [], P.IasResponse(P.IAS_UNSUPPORTED)
+        except P.PduError as exc:
+            self.error = f"malformed IAS answer: {exc}"
+            return [], None

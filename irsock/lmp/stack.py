@@ -451,8 +451,8 @@ class IrLMP:
             replies, result = call.receive(data)
             for piece in replies:
                 conn.queue.append(P.build_lmp(P.LmpData(conn.remote, conn.local, piece)))
-            if result is not None:
-                self._finish_ias(conn, result, "", now)
+            if result is not None or call.error:
+                self._finish_ias(conn, result, call.error, now)
             return
         self._events.append(LmpData(conn.local, conn.remote, data, conn.owner))
 
