@@ -37,6 +37,8 @@ class MediumOptions:
     ber: float = 0.0
     seed: int = 0
     outages: list[tuple[float, float]] = field(default_factory=list)
+    #: time a byte takes, as a fraction of the real line time: 1 = the line rate, 0 = instant (for bulk tests)
+    pace: float = 1.0
 
 
 @dataclass
@@ -174,7 +176,7 @@ class Medium:
         with self.lock:
             now = self.now()
             start = max(now, sender.tx_busy_until)
-            end = start + len(data) * 10 / sender.host_baud
+            end = start + len(data) * 10 / sender.host_baud * self.options.pace
             sender.tx_busy_until = end
             light = sender.model.uart_write(data, sender.host_baud, start)
             speed = sender.model.ir_speed(start)

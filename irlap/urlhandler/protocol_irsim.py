@@ -2,7 +2,8 @@
 
 Options: ``dongle=NAME`` (the emulated dongle model, default plain), ``devices=N`` (virtual devices
 placed on the medium when it is made), ``ber=X``, ``seed=K``, ``outage=START:SECONDS`` (repeatable),
-``nickname=...`` for the virtual devices' name prefix. Each open makes a new dongle on MEDIUM.
+``nickname=...`` for the virtual devices' name prefix, ``pace=F`` (fraction of the line time a byte
+takes: 1 real time, 0 instant, for bulk tests). Each open makes a new dongle on MEDIUM.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def parse_url(url: str) -> tuple[str, dict]:
     if parts.scheme != "irsim":
         raise SerialException(f"expected irsim://MEDIUM[?dongle=NAME&devices=N&ber=X&seed=K], got {url!r}")
     name = (parts.netloc + parts.path).strip("/") or "default"
-    options: dict = {"dongle": "plain", "devices": 0, "ber": 0.0, "seed": 0, "outages": [], "nickname": "virtual"}
+    options: dict = {"dongle": "plain", "devices": 0, "ber": 0.0, "seed": 0, "outages": [], "nickname": "virtual",
+                     "pace": 1.0}
     try:
         for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items():
             value = values[-1]
@@ -40,12 +42,15 @@ def parse_url(url: str) -> tuple[str, dict]:
                     options["outages"].append((float(start), float(seconds)))
             elif key == "nickname":
                 options["nickname"] = value
+            elif key == "pace":
+                options["pace"] = float(value)
             else:
-                raise SerialException(f"irsim: unknown option {key!r} (dongle, devices, ber, seed, outage, nickname)")
+                raise SerialException(
+                    f"irsim: unknown option {key!r} (dongle, devices, ber, seed, outage, nickname, pace)")
     except ValueError as exc:
         raise SerialException(f"irsim: bad option value in {url!r}: {exc}") from None
-    if options["devices"] < 0 or not 0 <= options["ber"] < 1:
-        raise SerialException("irsim: devices must be >= 0 and ber in [0, 1)")
+    if options["devices"] < 0 or not 0 <= options["ber"] < 1 or options["pace"] < 0:
+        raise SerialException("irsim: devices and pace must be >= 0 and ber in [0, 1)")
     return name, options
 
 
@@ -65,7 +70,7 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         name, options = parse_url(self.port)
         medium, created = get_medium(name, MediumOptions(ber=options["ber"], seed=options["seed"],
-                                                         outages=options["outages"]))
+                                                         outages=options["outages"], pace=options["pace"]))
         self._endpoint = medium.attach(options["dongle"])
         if created and options["devices"]:
             from irlap.emulator.virtual import spawn_devices

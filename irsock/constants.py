@@ -1,0 +1,113 @@
+"""Socket constants: the Windows (af_irda.h) names and values, and the Linux ones where they differ.
+
+irsock accepts both numberings; what an option returns does not depend on which one was used.
+"""
+
+from __future__ import annotations
+
+import socket as _socket
+
+#: AF_IRDA as this host's Python knows it (23 on Linux), else the Windows value 26.
+AF_IRDA: int = getattr(_socket, "AF_IRDA", 26)
+AF_IRDA_ALIASES = frozenset({AF_IRDA, 23, 26, 22})  # Linux, Windows, Windows CE
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_DGRAM = _socket.SOCK_DGRAM
+SOCK_SEQPACKET = _socket.SOCK_SEQPACKET
+
+SOL_IRLMP = 0x00FF  # Windows
+SOL_IRLMP_LINUX = 266  # Linux (= SOL_IRTTP)
+SOL_IRLMP_ALIASES = frozenset({SOL_IRLMP, SOL_IRLMP_LINUX})
+
+# Windows option values
+IRLMP_ENUMDEVICES = 0x10
+IRLMP_IAS_SET = 0x11
+IRLMP_IAS_QUERY = 0x12
+IRLMP_SEND_PDU_LEN = 0x13
+IRLMP_EXCLUSIVE_MODE = 0x14
+IRLMP_IRLPT_MODE = 0x15
+IRLMP_9WIRE_MODE = 0x16
+IRLMP_TINYTP_MODE = 0x17
+IRLMP_PARAMETERS = 0x18
+IRLMP_DISCOVERY_MODE = 0x19
+IRLMP_SHARP_MODE = 0x20
+# options Windows does not have: irsock gives them values outside both numberings' ranges
+IRLMP_HINTS_SET = 0x104
+IRLMP_WAITDEVICE = 0x10B
+IRLMP_MAX_SDU_SIZE = 0x107
+
+#: Linux option values -> the name irsock files them under
+LINUX_OPTIONS = {
+    1: "IRLMP_ENUMDEVICES",
+    2: "IRLMP_IAS_SET",
+    3: "IRLMP_IAS_QUERY",
+    4: "IRLMP_HINTS_SET",
+    5: "IRLMP_QOS_SET",
+    6: "IRLMP_QOS_GET",
+    7: "IRLMP_MAX_SDU_SIZE",
+    8: "IRLMP_IAS_GET",
+    9: "IRLMP_IAS_DEL",
+    10: "IRLMP_HINT_MASK_SET",
+    11: "IRLMP_WAITDEVICE",
+}
+WINDOWS_OPTIONS = {
+    IRLMP_ENUMDEVICES: "IRLMP_ENUMDEVICES",
+    IRLMP_IAS_SET: "IRLMP_IAS_SET",
+    IRLMP_IAS_QUERY: "IRLMP_IAS_QUERY",
+    IRLMP_SEND_PDU_LEN: "IRLMP_SEND_PDU_LEN",
+    IRLMP_EXCLUSIVE_MODE: "IRLMP_EXCLUSIVE_MODE",
+    IRLMP_IRLPT_MODE: "IRLMP_IRLPT_MODE",
+    IRLMP_9WIRE_MODE: "IRLMP_9WIRE_MODE",
+    IRLMP_TINYTP_MODE: "IRLMP_TINYTP_MODE",
+    IRLMP_PARAMETERS: "IRLMP_PARAMETERS",
+    IRLMP_DISCOVERY_MODE: "IRLMP_DISCOVERY_MODE",
+    IRLMP_SHARP_MODE: "IRLMP_SHARP_MODE",
+    IRLMP_HINTS_SET: "IRLMP_HINTS_SET",
+    IRLMP_WAITDEVICE: "IRLMP_WAITDEVICE",
+    IRLMP_MAX_SDU_SIZE: "IRLMP_MAX_SDU_SIZE",
+}
+
+# IAS attribute types (Windows); Linux uses 0 MISSING, 1 INTEGER, 2 OCT_SEQ, 3 STRING
+IAS_ATTRIB_NO_ATTRIB = 0x00
+IAS_ATTRIB_INT = 0x01
+IAS_ATTRIB_OCTETSEQ = 0x02
+IAS_ATTRIB_STR = 0x03
+IAS_ATTRIB_NO_CLASS = 0x10
+
+# hint bits (Windows LM_HB*, Linux HINT_*): first byte, then second byte (<< 8 in a 16-bit value)
+LM_HB1_PnP = 0x01
+LM_HB1_PDA_Palmtop = 0x02
+LM_HB1_Computer = 0x04
+LM_HB1_Printer = 0x08
+LM_HB1_Modem = 0x10
+LM_HB1_Fax = 0x20
+LM_HB1_LANAccess = 0x40
+LM_HB_Extension = 0x80
+LM_HB2_Telephony = 0x01
+LM_HB2_FileServer = 0x02
+LM_HB2_IrCOMM = 0x04
+LM_HB2_Message = 0x08
+LM_HB2_HTTP = 0x10
+LM_HB2_OBEX = 0x20
+
+LSAP_SEL_PREFIX = "LSAP-SEL"
+TINYTP_LSAP_ATTRIBUTE = "IrDA:TinyTP:LsapSel"
+IRLMP_LSAP_ATTRIBUTE = "IrDA:IrLMP:LsapSel"
+
+# Winsock error codes for the OSError.winerror of irsock's errors
+WSAEWOULDBLOCK = 10035
+WSAENOTSOCK = 10038
+WSAEADDRINUSE = 10048
+WSAEADDRNOTAVAIL = 10049
+WSAENETDOWN = 10050
+WSAECONNABORTED = 10053
+WSAECONNRESET = 10054
+WSAENOTCONN = 10057
+WSAETIMEDOUT = 10060
+WSAECONNREFUSED = 10061
+WSAEHOSTUNREACH = 10065
+WSAENOPROTOOPT = 10042
+WSAEAFNOSUPPORT = 10047
+WSAEINVAL = 10022
+WSAEISCONN = 10056

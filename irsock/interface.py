@@ -1,0 +1,187 @@
+"""Interfaces: an IrDA stack brought up on a port (the ``irattach`` of irsock), shared by its sockets.
+
+``irsock.attach(port, dongle=..., nickname=..., hints=...)`` starts a :class:`LinkRuntime` with the
+full stack (IrLAP, IrLMP, IAS, TinyTP) and returns an :class:`Interface`. Sockets talk to the stack
+only through ``interface.call`` (run on the engine thread); the engine hands events back through
+:meth:`Interface._on_event`, which files them with the socket they belong to and wakes its waiters.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from irlap.runtime import LinkRuntime, PortFailed
+from irlap.station import Discovered, DiscoveredDevice, DiscoveryIndication
+from irsock.errors import IrSockError
+from irsock.lmp.stack import (
+    ConnectionlessData,
+    IasResult,
+    LmpConnectConfirm,
+    LmpConnectIndication,
+    LmpData,
+    LmpDisconnected,
+)
+from irsock.stack import full_stack
+from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
+
+_interfaces: list[Interface] = []
+_lock = threading.Lock()
+
+
+class Interface:
+    """One IrDA stack on one port. Context manager; ``close()`` brings it down cleanly."""
+
+    def __init__(self, port: str, *, dongle: str = "plain", nickname: str = "irsock", hints: int = 0x0400,
+                 address: int | None = None) -> None:
+        self.port = port
+        self.nickname = nickname
+        self.cond = threading.Condition()
+        self.endpoints: dict[Any, Any] = {}  # conn id / ("listen", lsap) / ("dgram", pid) -> socket impl
+        self.ias_results: dict[int, IasResult] = {}
+        self.devices: dict[int, DiscoveredDevice] = {}
+        self.new_devices: deque[int] = deque()
+        self.failure: str | None = None
+        self.discovery_rounds = 0
+        self.runtime = LinkRuntime(port, dongle=dongle, nickname=nickname, hints=hints, address=address,
+                                   stack=full_stack, on_event=self._on_event)
+        self.runtime.start()
+        self.closed = False
+
+    @property
+    def address(self) -> int:
+        return self.runtime.station.address
+
+    def call(self, fn: Callable[[Any, float], Any], timeout: float | None = 10.0) -> Any:
+        if self.closed:
+            raise IrSockNetDown("the IrDA interface is closed (irsock.attach() brings one up)")
+        return self.runtime.call(fn, timeout)
+
+    # --- discovery --------------------------------------------------------------------------------
+    def discover(self, slots: int = 6, timeout: float = 3.0) -> list[DiscoveredDevice]:
+        """One discovery round; returns the devices known afterwards (the log, newest first)."""
+        with self.cond:
+            before = self.discovery_rounds
+        self.call(lambda stack, now: stack.discover(slots, now) if self.runtime.station.state.value in
+                  ("NDM", "REPLY") else None)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.discovery_rounds == before and time.monotonic() < deadline and not self.failure:
+                self.cond.wait(deadline - time.monotonic())
+        return self.call(lambda stack, now: stack.lmp.discovery_log(now))
+
+    # --- the engine side -----------------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        """Runs on the engine thread: file the event with its socket and wake every waiter."""
+        with self.cond:
+            target = None
+            match event:
+                case TtpConnected(incoming=True):
+                    target = self.endpoints.get(("listen", event.conn[0]))
+                case TtpConnected() | TtpReadable() | TtpDisconnected():
+                    target = self.endpoints.get(event.conn)
+                case LmpConnectIndication(owner="raw"):
+                    target = self.endpoints.get(("listen", event.local))
+                case LmpConnectConfirm(owner="raw") | LmpData(owner="raw") | LmpDisconnected(owner="raw"):
+                    target = self.endpoints.get((event.local, event.remote))
+                case ConnectionlessData():
+                    for key, endpoint in list(self.endpoints.items()):
+                        if key[0] == "dgram" and key[1] in (event.pid, None):
+                            endpoint.on_event(event)
+                case IasResult():
+                    self.ias_results[event.query] = event
+                case Discovered():
+                    self.discovery_rounds += 1
+                    for device in event.devices:
+                        if device.address not in self.devices:
+                            self.new_devices.append(device.address)
+                        self.devices[device.address] = device
+                case DiscoveryIndication():
+                    if event.device.address not in self.devices:
+                        self.new_devices.append(event.device.address)
+                    self.devices[event.device.address] = event.device
+                case PortFailed():
+                    self.failure = event.message
+                    for endpoint in list(self.endpoints.values()):
+                        endpoint.on_failure(event.message)
+            if target is not None:
+                target.on_event(event)
+            self.cond.notify_all()
+
+    def register(self, key: Any, endpoint: Any) -> None:
+        with self.cond:
+            self.endpoints[key] = endpoint
+
+    def unregister(self, key: Any) -> None:
+        with self.cond:
+            self.endpoints.pop(key, None)
+
+    # --- sockets ------------------------------------------------------------------------------------
+    def socket(self, family: int, type: int = 1, proto: int = 0):  # noqa: A002 - the socket API's names
+        from irsock.socket import socket
+
+        return socket(family, type, proto, interface=self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with _lock:
+            if self in _interfaces:
+                _interfaces.remove(self)
+        self.runtime.close()
+        with self.cond:
+            self.failure = self.failure or "the interface was closed"
+            for endpoint in list(self.endpoints.values()):
+                endpoint.on_failure(self.failure)
+            self.cond.notify_all()
+
+    def __enter__(self) -> Interface:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<irsock.Interface {self.port} 0x{self.address:08x} {self.nickname!r}>"
+
+
+def attach(port: str, *, dongle: str = "plain", nickname: str = "irsock", hints: int = 0x0400,
+           address: int | None = None) -> Interface:
+    """Bring a stack up on ``port`` (any pyserial URL) and make it available to sockets."""
+    iface = Interface(port, dongle=dongle, nickname=nickname, hints=hints, address=address)
+    with _lock:
+        _interfaces.append(iface)
+    return iface
+
+
+def interfaces() -> list[Interface]:
+    with _lock:
+        return list(_interfaces)
+
+
+def default_interface() -> Interface:
+    """The first attached interface, else one on ``$IRDA_PORT`` / ``$IRDA_DONGLE``."""
+    with _lock:
+        if _interfaces:
+            return _interfaces[0]
+    port = os.environ.get("IRDA_PORT")
+    if not port:
+        raise IrSockNetDown(
+            "no IrDA interface: call irsock.attach('/dev/ttyUSB0', dongle='tekram') first, or set IRDA_PORT "
+            "(and IRDA_DONGLE); for a try without hardware: irsock.attach('irsim://demo?devices=2')"
+        )
+    return attach(port, dongle=os.environ.get("IRDA_DONGLE", "plain"))
+
+
+class IrSockNetDown(IrSockError, OSError):
+    """No interface to use (errno ENETDOWN, WSAENETDOWN)."""
+
+    def __init__(self, message: str) -> None:
+        OSError.__init__(self, errno.ENETDOWN, message)
+        self.winerror = 10050
