@@ -122,10 +122,11 @@ class Interface:
             self.endpoints.pop(key, None)
 
     # --- sockets ------------------------------------------------------------------------------------
-    def socket(self, family: int, type: int = 1, proto: int = 0):  # noqa: A002 - the socket API's names
+    def socket(self, family: int, type: int = 1, proto: int = 0, **options: Any):  # noqa: A002 - the API's names
+        """A socket on this interface (``provider=`` and its options as for ``irsock.socket``)."""
         from irsock.socket import socket
 
-        return socket(family, type, proto, interface=self)
+        return socket(family, type, proto, interface=self, **options)
 
     def close(self) -> None:
         if self.closed:

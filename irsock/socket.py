@@ -348,10 +348,12 @@ class IrdaSocketImpl:
         else:
             child.peer_max_sdu = self._call(lambda stack, now: stack.connections[conn].tx_max_sdu
                                             if conn in stack.connections else 0)
-            with self.iface.cond:
-                child._has_data = bool(self._call(lambda stack, now: stack.readable(conn)
-                                                  if conn in stack.connections else 0))
-                child._update_flag()
+            def flag(stack, now):
+                with self.iface.cond:
+                    child._has_data = bool(stack.readable(conn)) if conn in stack.connections else False
+                    child._update_flag()
+
+            self._call(flag)
         return child, child.peer
 
     # --- connecting ---------------------------------------------------------------------------------
@@ -511,14 +513,18 @@ class IrdaSocketImpl:
             return data
         conn = self.conn
         self._wait(lambda: self._has_data or self.eof, "receiving")
+
+        def take(stack, now):
+            # on the engine thread, like the events that set the flag: no wake-up can be lost in between
+            data = stack.recv(conn, None if self.type == C.SOCK_SEQPACKET else bufsize, now)
+            with self.iface.cond:
+                self._has_data = bool(stack.readable(conn)) if conn in stack.connections else False
+                self._update_flag()
+            return data
+
+        data = self._call(take)
         if self.type == C.SOCK_SEQPACKET:
-            data = self._call(lambda stack, now: stack.recv(conn, None, now))[:bufsize]
-        else:
-            data = self._call(lambda stack, now: stack.recv(conn, bufsize, now))
-        left = self._call(lambda stack, now: stack.readable(conn) if conn in stack.connections else 0)
-        with self.iface.cond:
-            self._has_data = bool(left)
-            self._update_flag()
+            data = data[:bufsize]
         if not data:
             return self._eof_or_error()
         return data

@@ -1,0 +1,398 @@
+"""The socket layer: two interfaces on one emulated medium in one process, and the same tests on TCP."""
+
+import asyncio
+import errno
+import random
+import selectors
+import ssl
+import subprocess
+import threading
+import uuid
+
+import pytest
+
+import irsock
+from irsock import providers
+from irsock.interface import IrSockNetDown
+
+
+@pytest.fixture
+def medium():
+    name = f"sock-{uuid.uuid4().hex[:8]}"
+    a = irsock.attach(f"irsim://{name}?pace=0", nickname="alpha")
+    b = irsock.attach(f"irsim://{name}", nickname="beta")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def echo_server(listener, count=1):
+    """Accept ``count`` connections; echo each until EOF."""
+    def serve_one(conn):
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                return
+
+    def run():
+        for _ in range(count):
+            try:
+                conn, _address = listener.accept()
+            except OSError:
+                return  # the test is over and its interface closed
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(params=["irda", "inet"])
+def endpoints(request, medium):
+    """(make a client socket, a bound+listening server socket, the address a client connects to)."""
+    a, b = medium
+    if request.param == "irda":
+        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+        server.bind(("Echo",))
+        server.listen()
+        return (lambda: a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Echo")
+    server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()
+
+
+def exchange(client, payload):
+    received = bytearray()
+
+    def reader():
+        while len(received) < len(payload):
+            data = client.recv(65536)
+            if not data:
+                break
+            received.extend(data)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    client.sendall(payload)
+    thread.join(60)
+    return bytes(received)
+
+
+def test_one_megabyte_both_ways(endpoints):
+    make_client, server, address = endpoints
+    echo_server(server)
+    payload = random.Random(1).randbytes(1_000_000)
+    with make_client() as client:
+        client.settimeout(30)
+        client.connect(address)
+        assert exchange(client, payload) == payload
+        client.shutdown(2)
+
+
+def test_select_selectors_and_nonblocking(endpoints):
+    make_client, server, address = endpoints
+    echo_server(server, count=3)
+    clients = [make_client() for _ in range(3)]
+    try:
+        for client in clients:
+            client.settimeout(10)
+            client.connect(address)
+        clients[1].sendall(b"ping")
+        selector = selectors.DefaultSelector()
+        for client in clients:
+            selector.register(client, selectors.EVENT_READ)
+        ready = [key.fileobj for key, _ in selector.select(5)]
+        assert ready == [clients[1]]
+        assert clients[1].recv(100) == b"ping"
+        clients[0].setblocking(False)
+        assert clients[0].getblocking() is False
+        with pytest.raises(BlockingIOError):
+            clients[0].recv(100)
+        clients[0].settimeout(0.3)
+        assert clients[0].gettimeout() == 0.3
+        with pytest.raises(TimeoutError):
+            clients[0].recv(100)
+        selector.close()
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_asyncio_add_reader(endpoints):
+    make_client, server, address = endpoints
+    echo_server(server)
+    with make_client() as client:
+        client.settimeout(10)
+        client.connect(address)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            ready = asyncio.Event()
+            loop.add_reader(client.fileno(), ready.set)
+            client.sendall(b"async")
+            await asyncio.wait_for(ready.wait(), 5)
+            loop.remove_reader(client.fileno())
+            return client.recv(100)
+
+        assert asyncio.run(main()) == b"async"
+
+
+def test_makefile_lines(endpoints):
+    make_client, server, address = endpoints
+    echo_server(server)
+    with make_client() as client:
+        client.settimeout(10)
+        client.connect(address)
+        stream = client.makefile("rwb")
+        stream.write(b"hello\nworld\n")
+        stream.flush()
+        assert stream.readline() == b"hello\n" and stream.readline() == b"world\n"
+
+
+def test_enumdevices_connect_by_name_and_lsap_sel(medium):
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Echo",))
+    server.listen()
+    echo_server(server, count=2)
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        devices = client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+        assert [(d.address, d.name) for d in devices] == [(b.address, "beta")]
+        assert "Computer" in devices[0].hint_words
+        raw = client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES, 4 + 29 * 4)
+        assert raw[:4] == b"\x01\x00\x00\x00" and raw[4:8] == b.address.to_bytes(4, "little")
+        assert raw[8:12] == b"beta" and len(raw) == 33
+        linux = client.getsockopt(irsock.SOL_IRLMP_LINUX, 1)  # Linux numbering of ENUMDEVICES
+        assert [d.address for d in linux] == [b.address]
+        client.settimeout(10)
+        client.connect((devices[0].address, "Echo"))
+        assert client.getpeername() == (b.address, "Echo")
+        client.sendall(b"by name")
+        assert client.recv(100) == b"by name"
+    lsap = server.getsockname()
+    assert lsap == (b.address, "Echo")
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(10)
+        client.connect((b.address, f"LSAP-SEL{server._impl.local_lsap}"))
+        client.sendall(b"by lsap")
+        assert client.recv(100) == b"by lsap"
+
+
+def test_seqpacket_keeps_boundaries_and_sdu_option(medium):
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_SEQPACKET)
+    server.bind(("Messages",))
+    server.listen()
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_SEQPACKET) as client:
+        client.settimeout(10)
+        client.connect((b.address, "Messages"))
+        conn, peer = server.accept()
+        conn.settimeout(10)
+        assert peer[0] == a.address
+        messages = [b"x" * n for n in (1, 5000, 3, 12000)]
+        for message in messages:
+            client.send(message)
+        assert [conn.recv(20000) for _ in messages] == messages
+        assert client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_MAX_SDU_SIZE) == 0xFFFFFFFF
+        assert client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_SEND_PDU_LEN) == 2045
+        conn.close()
+
+
+def test_datagrams(medium):
+    a, b = medium
+    receiver = b.socket(irsock.AF_IRDA, irsock.SOCK_DGRAM)
+    receiver.bind(("",))
+    receiver.settimeout(5)
+    sender = a.socket(irsock.AF_IRDA, irsock.SOCK_DGRAM)
+    sender.sendto(b"beacon", (0xFFFFFFFF, "LSAP-SEL1"))
+    data, _address = receiver.recvfrom(100)
+    assert data == b"beacon"
+    sender.close()
+    receiver.close()
+
+
+def test_irlpt_mode_raw_irlmp(medium):
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IRLPT_MODE, 1)
+    server.bind(("IrLPT",))
+    server.listen()
+    echo_server(server)
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IRLPT_MODE, 1)
+        value = client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
+                                  irsock.IasQuery(b.address, "IrLPT", "IrDA:IrLMP:LsapSel"))
+        assert value.integer == server._impl.local_lsap
+        client.settimeout(10)
+        client.connect((b.address, "IrLPT"))
+        payload = bytes(range(256)) * 40
+        assert exchange(client, payload) == payload
+
+
+def test_ias_set_and_query(medium):
+    a, b = medium
+    with b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        s.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_SET, irsock.IasSet("Weather", "Station", "Mount Washington"))
+        s.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_SET, irsock.IasSet("Weather", "Id", 42))
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        value = s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY, irsock.IasQuery(b.address, "Weather", "Station"))
+        assert value.text == "Mount Washington"
+        assert s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
+                            irsock.IasQuery(b.address, "Weather", "Id")).integer == 42
+        with pytest.raises(ConnectionRefusedError):
+            s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY, irsock.IasQuery(b.address, "Nope", "x"))
+
+
+# --- error rows -----------------------------------------------------------------------------------------
+def test_no_such_service_is_connection_refused(medium):
+    a, b = medium
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(10)
+        with pytest.raises(ConnectionRefusedError) as info:
+            client.connect((b.address, "NoSuchService"))
+        assert info.value.errno == errno.ECONNREFUSED and info.value.winerror == irsock.WSAECONNREFUSED
+        assert client.connect_ex((b.address, "LSAP-SEL99")) == errno.ECONNREFUSED
+
+
+def test_absent_device_times_out(medium):
+    a, _b = medium
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(20)
+        with pytest.raises(OSError) as info:
+            client.connect((0x12345678, "LSAP-SEL3"))
+        assert isinstance(info.value, TimeoutError | ConnectionResetError)
+
+
+def test_peer_gone_mid_connection(medium):
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Echo",))
+    server.listen()
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(20)
+        client.connect((b.address, "Echo"))
+        b.close()  # the peer's whole stack goes away
+        with pytest.raises((ConnectionResetError, TimeoutError)):
+            while True:
+                client.sendall(b"x" * 4096)
+                if client.recv(1) == b"":
+                    raise ConnectionResetError("closed")
+
+
+def test_no_interface_is_enetdown(monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    monkeypatch.setattr(irsock.interface, "_interfaces", [])  # as if nothing were attached
+    with pytest.raises(IrSockNetDown) as info:
+        irsock.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    assert info.value.errno == errno.ENETDOWN and "irsock.attach" in str(info.value)
+
+
+def test_nothing_discovered_is_an_empty_list():
+    alone = irsock.attach(f"irsim://alone-{uuid.uuid4().hex[:6]}")
+    try:
+        with alone.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+            assert s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES) == []
+            with pytest.raises(TimeoutError):
+                s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_WAITDEVICE, 300)
+    finally:
+        alone.close()
+
+
+def test_unsupported_options_raise_enoprotoopt(medium):
+    a, _b = medium
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        for option in (irsock.IRLMP_9WIRE_MODE, irsock.IRLMP_SHARP_MODE, irsock.IRLMP_PARAMETERS, 0x7777):
+            with pytest.raises(OSError) as info:
+                s.getsockopt(irsock.SOL_IRLMP, option)
+            assert info.value.errno == errno.ENOPROTOOPT and info.value.winerror == irsock.WSAENOPROTOOPT
+            with pytest.raises(OSError):
+                s.setsockopt(irsock.SOL_IRLMP, option, 1)
+    with irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM) as tcp, pytest.raises(OSError) as info:
+        tcp.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+    assert info.value.errno == errno.ENOPROTOOPT
+
+
+def test_unknown_family():
+    with pytest.raises(OSError) as info:
+        irsock.socket(12345, irsock.SOCK_STREAM)
+    assert info.value.errno == errno.EAFNOSUPPORT
+
+
+# --- providers ----------------------------------------------------------------------------------------------
+def test_catalog_lists_base_and_layered_providers():
+    entries = irsock.enum_protocols()
+    names = [e.name for e in entries]
+    assert "IrDA TinyTP stream" in names and "TCP/IP" in names
+    tls_irda = next(e for e in entries if e.name == "TLS over IrDA TinyTP stream")
+    assert tls_irda.chain == ("TLS", "IrDA") and tls_irda.layered
+    seqpacket = next(e for e in entries if e.name == "IrDA TinyTP SAR")
+    assert seqpacket.service_flags & providers.XP1_MESSAGE_ORIENTED and seqpacket.max_message_size == 0xFFFFFFFF
+    assert all(e.family in irsock.constants.AF_IRDA_ALIASES for e in irsock.enum_protocols(irsock.AF_IRDA))
+
+
+def test_trace_lsp_logs_calls_and_bytes(medium, caplog):
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Echo",))
+    server.listen()
+    echo_server(server)
+    caplog.set_level("INFO", logger="irsock.trace")
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM, provider="Trace") as client:
+        client.settimeout(10)
+        client.connect((b.address, "Echo"))
+        client.sendall(b"traced")
+        assert client.recv(100) == b"traced"
+    text = caplog.text
+    assert "connect" in text and "send 6 bytes" in text and "recv 6 bytes" in text
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    from tests.conftest import require_tool
+
+    openssl = require_tool("openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=irsock-test", "-addext", "subjectAltName=DNS:irsock-test"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("family", ["irda", "inet"])
+def test_tls_lsp_over_irda_and_tcp(medium, certificate, family):
+    a, b = medium
+    cert, key = certificate
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cert)
+    if family == "irda":
+        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM, provider="TLS", tls_context=server_ctx,
+                          server_side=True)
+        server.bind(("Secure",))
+        address = (b.address, "Secure")
+
+        def make_client():
+            return a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM, provider="TLS", tls_context=client_ctx,
+                            server_hostname="irsock-test")
+    else:
+        server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM, provider="TLS", tls_context=server_ctx,
+                               server_side=True)
+        server.bind(("127.0.0.1", 0))
+        address = server.getsockname()
+
+        def make_client():
+            return irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM, provider="TLS", tls_context=client_ctx,
+                                 server_hostname="irsock-test")
+    server.listen()
+    echo_server(server)
+    with make_client() as client:
+        client.settimeout(20)
+        client.connect(address)
+        assert client._impl.version().startswith("TLS")
+        payload = random.Random(3).randbytes(50_000)
+        assert exchange(client, payload) == payload
