@@ -175,14 +175,14 @@ class TraceImpl:
 
         return traced
 
-    def send(self, data: bytes) -> int:
-        count = self.lower.send(data)
+    def send(self, data: bytes, *flags: int) -> int:
+        count = self.lower.send(data, *flags)
         self.sent += count
         log.info("send %d bytes (total sent %d)", count, self.sent)
         return count
 
-    def recv(self, bufsize: int) -> bytes:
-        data = self.lower.recv(bufsize)
+    def recv(self, bufsize: int, *flags: int) -> bytes:
+        data = self.lower.recv(bufsize, *flags)
         self.received += len(data)
         log.info("recv %d bytes (total received %d)", len(data), self.received)
         return data
@@ -199,6 +199,13 @@ def _short(args: tuple) -> tuple:
 
 def _short_result(result: Any) -> Any:
     return f"<{len(result)} bytes>" if isinstance(result, bytes | bytearray) else result
+
+
+def _tls_no_flags(flags: tuple[int, ...]) -> None:
+    if any(flags):
+        exc = OSError(errno.EOPNOTSUPP, "send/recv flags are not supported over the TLS provider")
+        exc.winerror = 10045  # type: ignore[attr-defined]
+        raise exc
 
 
 class TlsImpl:
@@ -257,12 +264,14 @@ class TlsImpl:
         wrapped._start()
         return wrapped, address
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes, *flags: int) -> int:
+        _tls_no_flags(flags)
         if self.tls is None:
             raise OSError(errno.ENOTCONN, "TLS is not established")
         return self._run(lambda: self.tls.write(bytes(data)))
 
-    def recv(self, bufsize: int) -> bytes:
+    def recv(self, bufsize: int, *flags: int) -> bytes:
+        _tls_no_flags(flags)
         if self.tls is None:
             raise OSError(errno.ENOTCONN, "TLS is not established")
         try:

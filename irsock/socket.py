@@ -80,6 +80,12 @@ def invalid(message: str) -> OSError:
     return _error(OSError, errno.EINVAL, C.WSAEINVAL, message)
 
 
+def _no_flags(flags: int) -> None:
+    """IrDA sockets have no MSG_PEEK/MSG_OOB/...: say so instead of ignoring the flags."""
+    if flags:
+        raise _error(OSError, errno.EOPNOTSUPP, 10045, f"flags 0x{flags:x} are not supported on AF_IRDA sockets")
+
+
 # --- option values ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IrdaDevice:
@@ -448,7 +454,8 @@ class IrdaSocketImpl:
             raise reset("the connection was closed by the peer") if self.eof else not_connected()
         return self.conn
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes, flags: int = 0) -> int:
+        _no_flags(flags)
         data = memoryview(bytes(data))
         if self.type == C.SOCK_DGRAM:
             return self.sendto(bytes(data), self.peer)
@@ -491,7 +498,8 @@ class IrdaSocketImpl:
         connection = lmp.connections.get(conn)
         return connection is None or len(connection.queue) < 8
 
-    def recv(self, bufsize: int) -> bytes:
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        _no_flags(flags)
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         if self.type == C.SOCK_DGRAM:
@@ -536,13 +544,16 @@ class IrdaSocketImpl:
         return b""
 
     # --- datagrams ----------------------------------------------------------------------------------
-    def sendto(self, data: bytes, address: Any = None) -> int:
+    def sendto(self, data: bytes, *args: Any) -> int:
+        """``sendto(data, address)`` or ``sendto(data, flags, address)``; IrLMP datagrams go to every peer."""
+        _no_flags(args[0] if len(args) == 2 else 0)
         if len(data) > 2045:
             raise _error(OSError, errno.EMSGSIZE, 10040, "IrLMP datagrams carry at most 2045 bytes")
         self._call(lambda stack, now: stack.lmp.send_connectionless(DGRAM_PID, bytes(data), now))
         return len(data)
 
-    def recvfrom(self, bufsize: int) -> tuple[bytes, Any]:
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        _no_flags(flags)
         if self.local_lsap is None:
             self.bind(("",))
         self._wait(lambda: bool(self.dgrams) or self.error is not None, "receiving a datagram")
@@ -743,22 +754,22 @@ class socket:  # noqa: N801 - the name of the API it mirrors
         return 0
 
     def send(self, data: bytes, flags: int = 0) -> int:
-        return self._impl.send(data)
+        return self._impl.send(data, flags) if flags else self._impl.send(data)
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         view = memoryview(bytes(data))
         while view:
-            sent = self._impl.send(view)
+            sent = self.send(view, flags)
             view = view[sent:]
 
     def sendto(self, data: bytes, *args: Any) -> int:
-        return self._impl.sendto(data, args[-1] if args else None)
+        return self._impl.sendto(data, *args)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._impl.recv(bufsize)
+        return self._impl.recv(bufsize, flags) if flags else self._impl.recv(bufsize)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        return self._impl.recvfrom(bufsize)
+        return self._impl.recvfrom(bufsize, flags) if flags else self._impl.recvfrom(bufsize)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")

@@ -214,6 +214,27 @@ def test_datagrams(medium):
     receiver.close()
 
 
+def test_flags_are_passed_to_tcp_and_refused_on_irda(endpoints):
+    """MSG_PEEK reaches the OS on TCP; IrDA has no such flags and says so rather than ignoring them."""
+    import socket as pysocket
+
+    make_client, server, address = endpoints
+    echo_server(server)
+    with make_client() as client:
+        client.settimeout(10)
+        client.connect(address)
+        if client.family == irsock.AF_IRDA:
+            with pytest.raises(OSError) as info:
+                client.send(b"x", pysocket.MSG_OOB)
+            assert info.value.errno == errno.EOPNOTSUPP
+            with pytest.raises(OSError):
+                client.recv(10, pysocket.MSG_PEEK)
+        else:
+            client.sendall(b"peek")
+            assert client.recv(10, pysocket.MSG_PEEK | pysocket.MSG_WAITALL) == b"peek"
+            assert client.recv(10) == b"peek"
+
+
 def test_irlpt_mode_raw_irlmp(medium):
     a, b = medium
     server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
