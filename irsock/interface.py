@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from irlap.pcap import PcapWriter
+from irlap.qos import QosParams
 from irlap.runtime import LinkRuntime, PortFailed
 from irlap.station import Discovered, DiscoveredDevice, DiscoveryIndication
 from irsock.errors import IrSockError
@@ -38,7 +40,7 @@ class Interface:
     """One IrDA stack on one port. Context manager; ``close()`` brings it down cleanly."""
 
     def __init__(self, port: str, *, dongle: str = "plain", nickname: str = "irsock", hints: int = 0x0400,
-                 address: int | None = None) -> None:
+                 address: int | None = None, trace: PcapWriter | None = None, qos: QosParams | None = None) -> None:
         self.port = port
         self.nickname = nickname
         self.cond = threading.Condition()
@@ -49,7 +51,8 @@ class Interface:
         self.failure: str | None = None
         self.discovery_rounds = 0
         self.runtime = LinkRuntime(port, dongle=dongle, nickname=nickname, hints=hints, address=address,
-                                   stack=full_stack, on_event=self._on_event)
+                                   stack=full_stack, on_event=self._on_event, trace=trace,
+                                   qos=qos)
         self.runtime.start()
         self.closed = False
 
@@ -153,9 +156,14 @@ class Interface:
 
 
 def attach(port: str, *, dongle: str = "plain", nickname: str = "irsock", hints: int = 0x0400,
-           address: int | None = None) -> Interface:
-    """Bring a stack up on ``port`` (any pyserial URL) and make it available to sockets."""
-    iface = Interface(port, dongle=dongle, nickname=nickname, hints=hints, address=address)
+           address: int | None = None, trace: PcapWriter | None = None, qos: QosParams | None = None) -> Interface:
+    """Bring a stack up on ``port`` (any pyserial URL) and make it available to sockets.
+
+    ``hints`` are the discovery hint bits (first byte << 8 | second byte, e.g. 0x8420 = Computer + OBEX);
+    ``trace`` records every frame the interface sends and receives in a pcap file; ``qos`` replaces the
+    default QoS offer (e.g. ``QosParams.offer(max_baud=9600)``), narrowed to what the dongle supports.
+    """
+    iface = Interface(port, dongle=dongle, nickname=nickname, hints=hints, address=address, trace=trace, qos=qos)
     with _lock:
         _interfaces.append(iface)
     return iface

@@ -186,7 +186,7 @@ def test_discover_uses_the_builtin_emulator_and_says_so():
     assert "built-in emulator" in result.stderr
     devices = json.loads(result.stdout)
     assert {d["nickname"] for d in devices} <= {"virtual-1", "virtual-2", "virtual-3"} and devices
-    assert all(isinstance(d["address"], int) and d["hints"] == ["Computer", "OBEX"] and d["charset"] == 0
+    assert all(isinstance(d["address"], int) and d["hints"] == ["Computer", "IrCOMM"] and d["charset"] == 0
                for d in devices)
 
 

@@ -36,7 +36,7 @@ def _resolve(factory: str | Callable[[Any], Any] | None) -> Callable[[Any], Any]
 
 
 def spawn_devices(medium: str, count: int, *, prefix: str = "virtual", seed: int = 0,
-                  hints: int = 0x8420, stack: str | Callable[[Any], Any] | None = None) -> list[LinkRuntime]:
+                  hints: int = 0x8404, stack: str | Callable[[Any], Any] | None = None) -> list[LinkRuntime]:
     """Start ``count`` virtual devices on ``medium``; they stop with :func:`stop_devices`."""
     factory = _resolve(stack or _default_stack)
     rng = random.Random(f"{medium}/{seed}")
