@@ -17,11 +17,15 @@ class PortError(IrLAPError):
 
 def open_port(url: str, baudrate: int = 9600, timeout: float = 0.05) -> serial.SerialBase:
     """Open ``url`` (``/dev/ttyUSB0``, ``COM3``, ``rfc2217://``, ``socket://``, ``loop://``, ``irsim://``)."""
+    # a write that blocks for good means a hung adapter; rfc2217:// (ser2net) cannot bound writes
+    write_timeout = None if url.lower().startswith("rfc2217://") else 2.0
     try:
-        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=2.0)
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=write_timeout)
     except (serial.SerialException, OSError, ValueError) as exc:
         hint = "" if "://" in url else ("; check the device path and its permissions "
                                         "(on Linux: membership of the dialout group)")
+        if "option 'control'" in str(exc):
+            hint = "; ser2net does not answer RFC 2217 SET_CONTROL: add ?ign_set_control to the URL"
         raise PortError(f"cannot open {url}: {exc}{hint}") from None
     set_low_latency(port)
     return port

@@ -271,12 +271,13 @@ class LinkRuntime:
             self._publish(event)
 
     def _publish(self, event: Event | PortFailed) -> None:
-        self.events.put(event)
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # noqa: BLE001 - a user callback must not stop the link
-                pass
+        if self.on_event is None:
+            self.events.put(event)  # with a callback the events are its own: a queue nobody reads would grow
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # noqa: BLE001 - a user callback must not stop the link
+            pass
 
     def _fail(self, message: str) -> None:
         self.failure = message
