@@ -749,3 +749,204 @@ def test_irda_ping_and_ias_commands_against_the_responder():
             assert answer["status"] == 0 and answer["values"] == [{"type": "string", "value": "resp", "charset": 0}]
         finally:
             host.close()
+
+
+# --- the board entry (firmware/main.py) -------------------------------------------------------------------
+FAKE_MACHINE = r'''
+"""A stand-in for MicroPython's machine module on the unix port: UART on a PTY, pins and PWM that record."""
+import os
+import select
+import termios
+import time
+
+PATH = os.getenv("FAKE_UART")
+SPEEDS = {9600: 0o15, 19200: 0o16, 38400: 0o17, 57600: 0o10001, 115200: 0o10002}
+calls = []
+
+
+class Pin:
+    OUT = 1
+    IN = 0
+
+    def __init__(self, ident, mode=None, value=None):
+        self.ident = ident
+        if value is not None:
+            calls.append(("pin", ident, value))
+
+    def value(self, v=None):
+        if v is not None:
+            calls.append(("pin", self.ident, v))
+
+
+class PWM:
+    def __init__(self, pin):
+        self.pin = pin
+
+    def freq(self, hz):
+        calls.append(("pwm", hz))
+
+    def duty_u16(self, duty):
+        pass
+
+
+class UART:
+    def __init__(self, ident, baudrate=9600, tx=None, rx=None, rxbuf=0, timeout=0):
+        self.f = open(PATH, "r+b")
+        self.fd = self.f.fileno()
+        keep = termios.tcgetattr(self.fd)[3] & 0o200000
+        termios.setraw(self.fd)
+        self.keep = keep
+        self.pending = bytearray()
+        self.poller = select.poll()
+        self.poller.register(self.f, select.POLLIN)
+        self.tx_end = time.ticks_ms()
+        self.init(baudrate)
+
+    def init(self, baudrate=9600):
+        self.baud = baudrate
+        attrs = termios.tcgetattr(self.fd)
+        attrs[3] |= self.keep
+        attrs[6][5] = 0
+        attrs[6][6] = 0
+        attrs[4] = attrs[5] = SPEEDS[baudrate]
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        calls.append(("init", baudrate))
+
+    def any(self):
+        if self.poller.poll(0):
+            data = self.f.read(4096)
+            if data:
+                self.pending += data
+        return len(self.pending)
+
+    def readinto(self, buf, n):
+        n = min(n, len(self.pending))
+        buf[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def read(self):
+        self.any()
+        data = bytes(self.pending)
+        self.pending = bytearray()
+        return data
+
+    def write(self, buf):
+        now = time.ticks_ms()
+        self.f.write(buf)
+        start = now if time.ticks_diff(self.tx_end, now) < 0 else self.tx_end
+        self.tx_end = time.ticks_add(start, len(buf) * 10000 // self.baud + 1)
+
+    def flush(self):
+        wait = time.ticks_diff(self.tx_end, time.ticks_ms())
+        if wait > 0:
+            time.sleep_ms(wait + 1)
+'''
+
+
+def test_micropython_board_entry_with_a_fake_machine_module(tmp_path):
+    """firmware/main.py's own loop and BoardPort, on the unix port with machine.UART faked on a PTY."""
+    from irlap.emulator.medium import drop_medium
+    from irlap.emulator.pty_bridge import PtyBridge
+
+    binary = micropython()
+    (tmp_path / "machine.py").write_text(FAKE_MACHINE)
+    (tmp_path / "irresponder_config.py").write_text(
+        f'CONFIG = {{"nickname": "board", "address": {FW_ADDRESS}, "log": True, "led": 25, "data_size": 512}}\n')
+    medium = f"fw-{uuid.uuid4().hex[:8]}"
+    bridge = PtyBridge(medium)
+    code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(FIRMWARE)!r}]; import main; main.run()"
+    proc = subprocess.Popen([binary, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "FAKE_UART": bridge.path})
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("irresponder ready") and f"0x{FW_ADDRESS:08x}" in ready, ready + proc.stderr.read()
+        iface = irsock.attach(f"irsim://{medium}", nickname="host")
+        try:
+            with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+                s.settimeout(15)
+                s.connect((FW_ADDRESS, "Echo"))
+                assert bridge.endpoint.host_baud == 115200
+                payload = random.Random(2).randbytes(3000)
+                assert echo(s, payload) == payload
+                assert s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
+                                    irsock.IasQuery(FW_ADDRESS, "Device", "DeviceName")).text == "board"
+        finally:
+            iface.close()
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=5)
+        bridge.close()
+        drop_medium(medium)
+    assert "connected to" in out and "Traceback" not in err, out + err
+
+
+class FakeBoardUart:
+    def __init__(self):
+        self.log = []
+
+    def write(self, data):
+        self.log.append(("write", bytes(data)))
+
+    def flush(self):
+        self.log.append(("flush",))
+
+    def read(self):
+        return None
+
+    def init(self, baudrate):
+        self.log.append(("init", baudrate))
+
+
+class FakePin:
+    OUT = 1
+    changes: list = []
+
+    def __init__(self, ident, mode=None, value=None):
+        self.ident = ident
+        if value is not None:
+            FakePin.changes.append((ident, value))
+
+    def value(self, v):
+        FakePin.changes.append((self.ident, v))
+
+
+class FakePwm:
+    def __init__(self, pin):
+        self.freqs = []
+
+    def freq(self, hz):
+        self.freqs.append(hz)
+
+    def duty_u16(self, duty):
+        pass
+
+
+def load_board(monkeypatch):
+    fake = type(sys)("machine")
+    fake.Pin, fake.PWM = FakePin, FakePwm
+    monkeypatch.setitem(sys.modules, "machine", fake)
+    monkeypatch.setitem(sys.modules, "irresponder", core)
+    spec = importlib.util.spec_from_file_location("irresponder_board", FIRMWARE / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_board_port_commands_an_mcp2120_and_retunes_a_16x_clock(monkeypatch):
+    board = load_board(monkeypatch)
+    FakePin.changes = []
+    uart = FakeBoardUart()
+    port = board.BoardPort(uart, {**board.CONFIG, "transceiver": "mcp2120", "mode_pin": 7}, pin=FakePin)
+    port.set_speed(115200)
+    writes = [entry[1] for entry in uart.log if entry[0] == "write"]
+    assert writes == [b"\x81", b"\x11"] and uart.log[-1] == ("init", 115200)
+    assert FakePin.changes == [(7, 1), (7, 0), (7, 1)]  # data mode, command mode, data mode again
+    uart = FakeBoardUart()
+    port = board.BoardPort(uart, {**board.CONFIG, "transceiver": "clock16x", "clock_pin": 3}, pin=FakePin,
+                           pwm=FakePwm)
+    port.set_speed(57600)
+    assert port.clock.freqs == [16 * 9600, 16 * 57600] and uart.log == [("flush",), ("init", 57600)]
+    with pytest.raises(ValueError, match="mode_pin"):
+        board.BoardPort(uart, {**board.CONFIG, "transceiver": "mcp2120"}, pin=FakePin)
