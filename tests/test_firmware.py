@@ -673,9 +673,13 @@ def test_micropython_responder_echo_by_name_and_lsap_then_reconnect():
                 s.connect((FW_ADDRESS, "LSAP-SEL2"))
                 assert echo(s, b"by lsap") == b"by lsap"
             deadline = time.monotonic() + 6  # the host closes the idle link after 2 s
-            while bridge.endpoint.host_baud != 9600 and time.monotonic() < deadline:
+
+            def link_up():
+                return iface.call(lambda stack, now: stack.station.connected)
+
+            while (bridge.endpoint.host_baud != 9600 or link_up()) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert bridge.endpoint.host_baud == 9600
+            assert bridge.endpoint.host_baud == 9600 and not link_up()
             with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
                 s.settimeout(15)
                 s.connect((FW_ADDRESS, "Echo"))
