@@ -900,6 +900,7 @@ class Responder:
             return
         self.test_echoes += 1
         self._send(NDM_XBOFS, b"\xfe\xf3" + le32(self.address) + le32(source), f[10:])
+        self._log(f"test echoed to 0x{source:08x}: {len(f) - 10} bytes")
 
     def _on_snrm(self, f):
         if len(f) < 11:

@@ -601,6 +601,7 @@ def responder(*args: str, address: int = FW_ADDRESS, nickname: str = "resp"):
             _out, err = proc.communicate()
         bridge.close()
         drop_medium(medium)
+        proc.stderr_text = err
     assert "Traceback" not in err and "error handling" not in err, err
 
 
@@ -732,6 +733,9 @@ def test_micropython_responder_ignores_garbage_bad_fcs_and_foreign_frames():
         finally:
             port.close()
         assert proc.poll() is None
+    stats = json.loads(proc.stderr_text.rsplit("stats ", 1)[1].splitlines()[0])
+    assert stats["bad_fcs"] >= 1 and stats["garbage"] > 0 and stats["ignored"] >= 4 and stats["errors"] == 0, stats
+    assert stats["test_echoes"] == 1 and stats["xid_answers"] == 0 and stats["connections"] == 0
 
 
 def test_irda_ping_and_ias_commands_against_the_responder():
