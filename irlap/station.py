@@ -302,6 +302,11 @@ class Station:
         return self.state in (State.NRM_PRIMARY, State.NRM_SECONDARY, State.RESET_WAIT, State.PCLOSE, State.SCLOSE)
 
     @property
+    def closing(self) -> bool:
+        """The link is up but going down: a close was requested or DISC/RD is on its way."""
+        return self.connected and (self._close_requested or self.state in (State.PCLOSE, State.SCLOSE))
+
+    @property
     def is_primary(self) -> bool:
         return self.state in (State.NRM_PRIMARY, State.RESET_WAIT, State.PCLOSE)
 

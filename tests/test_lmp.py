@@ -156,6 +156,22 @@ def test_ias_query_over_the_air_every_type_and_code():
     assert not a.station.station.connected  # the link closed after the idle time
 
 
+def test_connect_while_our_link_is_closing_opens_a_new_link():
+    """A query asked just as the idle link is being closed waits for the close, then gets a new link."""
+    sim, a, b = pair()
+    a.call("ias_query", B, "Device", "DeviceName")
+    t = 0.0
+    while not a.station.station.closing and t < 10:
+        t += 0.0002 if t > 1.9 else 0.1  # the idle close (2 s) takes a few ms at 115200
+        sim.run(until=t)
+    assert a.station.station.closing, "the idle link never started closing"
+    a.call("ias_query", B, "Device", "DeviceName")
+    sim.run(until=t + 8)
+    results = events(a, IasResult)
+    assert len(results) == 2 and all(r.ok and r.values[0].python == "beta" for r in results)
+    assert len(events(a, Connected)) == 2 and len(events(a, Disconnected)) >= 1
+
+
 def test_ias_query_with_small_frames_fragments_both_ways():
     small = QosParams.offer(max_data_size=64)
     sim, a, b = pair(qos=small)

@@ -85,6 +85,9 @@ class PtyBridge:
                     continue
 
     def close(self) -> None:
+        """Stop bridging and close the PTY (what an unplugged adapter looks like); safe to call twice."""
+        if self._stop.is_set():
+            return  # the descriptors may already belong to someone else
         self._stop.set()
         self.endpoint.close()
         for thread in self._threads:

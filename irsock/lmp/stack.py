@@ -226,7 +226,7 @@ class IrLMP:
         self._used_lsaps.add(local)
         self._timers[f"connect:{local}:{remote}"] = now + CONNECT_TIMEOUT
         self._timers.pop("idle", None)
-        if self.link_up and self.station.peer == device:
+        if self.link_up and self.station.peer == device and not self.station.closing:
             self._send_connect(conn, now)
         elif not self.station.connected and self.station.state in (lap.State.NDM, lap.State.REPLY):
             self._peer = device
@@ -358,11 +358,17 @@ class IrLMP:
                 lmp_reason = (P.DisconnectReason.LAP_CONNECT_FAILED
                               if reason in (lap.DisconnectReason.CONNECT_FAILED, lap.DisconnectReason.REFUSED)
                               else P.DisconnectReason.UNEXPECTED_LAP_DISCONNECT)
+                # connections asked for while our own close was under way wait for a new link
+                waiting = [c for c in self.connections.values() if c.state == ConnState.WAIT_LINK
+                           and reason == lap.DisconnectReason.USER_REQUEST]
                 for conn in list(self.connections.values()):
-                    self._drop(conn, lmp_reason, now, notify=True, detail=reason.value)
+                    if conn not in waiting:
+                        self._drop(conn, lmp_reason, now, notify=True, detail=reason.value)
                 self._peer = None
                 self._timers.pop("idle", None)
                 self._events.append(event)
+                if waiting:
+                    self._reopen_link(waiting, now)
             case lap.LinkReset():
                 for conn in list(self.connections.values()):
                     self._drop(conn, P.DisconnectReason.LAP_RESET, now, notify=True)
@@ -487,6 +493,21 @@ class IrLMP:
             self._events.append(LmpDisconnected(conn.local, conn.remote, reason, user_data, conn.owner, detail))
         if not self.connections and self.station.connected:
             self._timers["idle"] = now + self.idle_timeout
+
+    def _reopen_link(self, waiting: list[LsapConnection], now: float) -> None:
+        """Open a new IrLAP link for connections that arrived while the old one was closing."""
+        device = waiting[0].device
+        for conn in waiting[1:]:
+            if conn.device != device:
+                self._drop(conn, P.DisconnectReason.LAP_CONNECT_FAILED, now, notify=True,
+                           detail="another device took the link")
+        self._peer = device
+        try:
+            self.station.connect(device, now)
+        except IrLAPError as exc:
+            for conn in waiting:
+                if conn.key in self.connections:
+                    self._drop(conn, P.DisconnectReason.LAP_CONNECT_FAILED, now, notify=True, detail=str(exc))
 
     def _fire(self, name: str, now: float) -> None:
         if name == "idle":
