@@ -19,7 +19,7 @@ from typing import Any
 from irlap.pcap import PcapWriter
 from irlap.qos import QosParams
 from irlap.runtime import LinkRuntime, PortFailed
-from irlap.station import Discovered, DiscoveredDevice, DiscoveryIndication
+from irlap.station import Discovered, DiscoveredDevice, DiscoveryIndication, TestResult
 from irsock.errors import IrSockError
 from irsock.lmp.stack import (
     ConnectionlessData,
@@ -48,6 +48,7 @@ class Interface:
         self.ias_results: dict[int, IasResult] = {}
         self.devices: dict[int, DiscoveredDevice] = {}
         self.new_devices: deque[int] = deque()
+        self.test_results: deque[TestResult] = deque(maxlen=64)  # TEST echoes, for ping
         self.failure: str | None = None
         self.discovery_rounds = 0
         self.runtime = LinkRuntime(port, dongle=dongle, nickname=nickname, hints=hints, address=address,
@@ -108,6 +109,8 @@ class Interface:
                     if event.device.address not in self.devices:
                         self.new_devices.append(event.device.address)
                     self.devices[event.device.address] = event.device
+                case TestResult():
+                    self.test_results.append(event)
                 case PortFailed():
                     self.failure = event.message
                     for endpoint in list(self.endpoints.values()):
@@ -138,12 +141,38 @@ class Interface:
         with _lock:
             if self in _interfaces:
                 _interfaces.remove(self)
+        self._close_connections()
         self.runtime.close()
         with self.cond:
             self.failure = self.failure or "the interface was closed"
             for endpoint in list(self.endpoints.values()):
                 endpoint.on_failure(self.failure)
             self.cond.notify_all()
+
+    def _close_connections(self, timeout: float = 1.5) -> None:
+        """Close every LSAP connection the way its socket would (TinyTP data, then an IrLMP Disconnect),
+        so peers see an orderly end rather than a lost link, then let the runtime close the link."""
+        if self.failure is not None:
+            return
+
+        def close_all(stack, now) -> bool:
+            for conn in list(stack.connections):
+                stack.close(conn, now)
+            for local, remote in list(stack.lmp.connections):
+                stack.lmp.disconnect(local, remote, now)
+            return bool(stack.connections or stack.lmp.connections)
+
+        def busy(stack, now) -> bool:
+            return bool(stack.connections or stack.lmp.connections) and stack.lmp.link_up
+
+        try:
+            if not self.runtime.call(close_all, 1.0):
+                return
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.runtime.call(busy, 1.0):
+                time.sleep(0.02)
+        except Exception:  # noqa: BLE001 - closing must go on whatever state the stack is in
+            return
 
     def __enter__(self) -> Interface:
         return self
