@@ -468,14 +468,30 @@ class IrdaSocketImpl:
                              f"message of {len(data)} bytes above the peer's limit of {self.peer_max_sdu}")
             self._wait(lambda: self._room(conn) > 0 or self.eof, "sending")
             self._check_send()
-            self._call(lambda stack, now: stack.send(conn, bytes(data), now))
+            self._hand_over(conn, bytes(data))
             return len(data)
         self._wait(lambda: self._room(conn) > 0 or self.eof, "sending")
         self._check_send()
         room = self._room(conn)
         chunk = bytes(data[:room])
-        self._call(lambda stack, now: stack.send(conn, chunk, now))
+        self._hand_over(conn, chunk)
         return len(chunk)
+
+    def _hand_over(self, conn, data: bytes, raw: bool = False) -> None:
+        """Queue ``data`` in the stack; a connection that vanished meanwhile (link lost) is a reset."""
+        def do(stack, now) -> bool:
+            if raw:
+                if conn not in stack.lmp.connections:
+                    return False
+                stack.lmp.send(conn[0], conn[1], data, now)
+            else:
+                if conn not in stack.connections:
+                    return False
+                stack.send(conn, data, now)
+            return True
+
+        if not self._call(do):
+            raise reset(f"the connection broke: {self.error or 'the link was lost'}")
 
     def _room(self, conn) -> int:
         """Room in the send buffer (read without the engine lock: an estimate refreshed by events)."""
@@ -490,7 +506,7 @@ class IrdaSocketImpl:
         chunk = data[:room]
         self._wait(lambda: self._raw_room(conn) or self.eof, "sending")
         self._check_send()
-        self._call(lambda stack, now: stack.lmp.send(conn[0], conn[1], chunk, now))
+        self._hand_over(conn, chunk, raw=True)
         return len(chunk)
 
     def _raw_room(self, conn) -> bool:

@@ -1,0 +1,221 @@
+"""OBEX client over any connected stream socket (TinyTP over infrared, TCP): push, get, browse."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from irsock.obex import packets as P
+from irsock.obex.packets import ObexError, ObexResponseError
+
+DEFAULT_MTU = 0xFFFF  # the largest packet we accept: big packets keep the per-packet turnarounds rare
+SLICE = 4096  # bytes handed to the socket at a time, so progress moves smoothly inside one packet
+
+
+@dataclass
+class PushResult:
+    """What one PUT achieved."""
+
+    name: str
+    size: int
+    seconds: float
+    code: int  # the final response code
+    verified: bool | None  # True: the receiver checked our SHA-256; None: it said nothing about it
+
+
+def _body_progress(progress: Callable[[int, int], None], base: int, head: int, size: int) -> Callable[[int], None]:
+    """Packet bytes sent -> file bytes sent (the packet's first ``head`` bytes are not file content)."""
+    return lambda n: progress(min(size, base + max(0, n - head)), size)
+
+
+class ObexClient:
+    """One OBEX session on ``sock`` (anything with ``sendall``/``recv``), after :meth:`connect`."""
+
+    def __init__(self, sock: Any, *, mtu: int = DEFAULT_MTU, target: bytes | None = None) -> None:
+        if not P.MIN_PACKET <= mtu <= P.MAX_PACKET:
+            raise ValueError(f"mtu must be {P.MIN_PACKET}..{P.MAX_PACKET}")
+        self.sock = sock
+        self.mtu = mtu
+        self.target = target
+        self.peer_mtu = P.MIN_PACKET
+        self.connection_id: int | None = None
+        self.who: bytes | None = None
+        self.connected = False
+
+    # --- plumbing -----------------------------------------------------------------------------------
+    def _send(self, data: bytes, progress: Callable[[int], None] | None = None) -> None:
+        if progress is None:
+            self.sock.sendall(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), SLICE):
+            self.sock.sendall(view[start:start + SLICE])
+            progress(min(len(view), start + SLICE))
+
+    def _receive(self, opcode: int) -> P.Packet:
+        raw = P.read_packet(self.sock, max(self.mtu, P.MAX_PACKET))
+        if raw is None:
+            raise ObexError("the peer closed the connection instead of answering")
+        return P.parse(raw, response_to=opcode)
+
+    def _request(self, opcode: int, headers: list, **kwargs: Any) -> P.Packet:
+        self._send(P.build(opcode, self._with_id(headers), **kwargs))
+        return self._receive(opcode & 0x7F if opcode != P.CONNECT else P.CONNECT)
+
+    def _with_id(self, headers: list) -> list:
+        if self.connection_id is not None:
+            return [(P.H_CONNECTION_ID, self.connection_id), *headers]
+        return list(headers)
+
+    def _check(self, response: P.Packet, what: str, ok: tuple[int, ...] = (P.SUCCESS,)) -> P.Packet:
+        if response.code not in ok:
+            description = response.get(P.H_DESCRIPTION, "")
+            raise ObexResponseError(response.code, what, description if isinstance(description, str) else "")
+        return response
+
+    # --- session ------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        headers = [(P.H_TARGET, self.target)] if self.target else []
+        self._send(P.build(P.CONNECT, headers, connect=(P.OBEX_VERSION, 0, self.mtu)))
+        response = self._check(self._receive(P.CONNECT), "CONNECT")
+        if response.max_packet is None:
+            raise ObexError("CONNECT response without a maximum packet length")
+        self.peer_mtu = max(P.MIN_PACKET, min(response.max_packet, P.MAX_PACKET))
+        cid = response.get(P.H_CONNECTION_ID)
+        self.connection_id = cid if isinstance(cid, int) else None
+        who = response.get(P.H_WHO)
+        self.who = who if isinstance(who, bytes) else None
+        if self.target and self.who not in (None, self.target):
+            raise ObexError("the peer answered for another service (Who differs from our Target)")
+        self.connected = True
+
+    def disconnect(self) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        try:
+            self._request(P.DISCONNECT, [])
+        except (ObexError, OSError):
+            pass  # the session is over either way
+
+    def abort(self) -> None:
+        self._check(self._request(P.ABORT, []), "ABORT")
+
+    def __enter__(self) -> ObexClient:
+        if not self.connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    # --- PUT --------------------------------------------------------------------------------------------
+    def put_file(self, path: str | Path, *, name: str | None = None, mime_type: str | None = None,
+                 progress: Callable[[int, int], None] | None = None, digest: bool = True) -> PushResult:
+        """Push a file, streamed from disk in packet-sized pieces; only its base name is offered."""
+        path = Path(path)
+        size = path.stat().st_size
+        sha = None
+        if digest:
+            hasher = hashlib.sha256()
+            with path.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    hasher.update(chunk)
+            sha = hasher.digest()
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+        with path.open("rb") as stream:
+            return self.put_stream(name or path.name, stream, size, mime_type=mime_type, time_text=modified,
+                                   progress=progress, sha256=sha)
+
+    def put_bytes(self, name: str, data: bytes, *, mime_type: str | None = None,
+                  progress: Callable[[int, int], None] | None = None, digest: bool = True) -> PushResult:
+        sha = hashlib.sha256(data).digest() if digest else None
+        return self.put_stream(name, io.BytesIO(data), len(data), mime_type=mime_type, progress=progress, sha256=sha)
+
+    def put_stream(self, name: str, stream: BinaryIO, size: int, *, mime_type: str | None = None,
+                   time_text: str | None = None, progress: Callable[[int, int], None] | None = None,
+                   sha256: bytes | None = None) -> PushResult:
+        """PUT ``size`` bytes from ``stream``: headers first, then Body pieces, End-of-Body in the final packet."""
+        started = time.monotonic()
+        headers: list = [(P.H_NAME, name), (P.H_LENGTH, size)]
+        if mime_type:
+            headers.append((P.H_TYPE, mime_type.encode("ascii", "replace") + b"\0"))
+        if time_text:
+            headers.append((P.H_TIME, time_text.encode("ascii")))
+        if sha256 is not None:
+            headers.append((P.H_IRSOCK_SHA256, sha256))
+        first = True
+        sent = 0
+        if progress:
+            progress(0, size)
+        while True:
+            header_bytes = b"".join(P.encode_header(h, v) for h, v in (self._with_id(headers) if first else []))
+            room = self.peer_mtu - 3 - len(header_bytes) - 3
+            if room < 1:
+                raise ObexError(f"the peer's packets ({self.peer_mtu} bytes) cannot hold our headers")
+            wanted = min(room, size - sent)
+            chunk = stream.read(wanted)
+            if len(chunk) < wanted:
+                raise ObexError(f"the file shrank while it was sent ({sent + len(chunk)} of {size} bytes)")
+            last = sent + len(chunk) >= size
+            body_header = P.H_END_OF_BODY if last else P.H_BODY
+            packet = P.build(P.PUT | (P.FINAL if last else 0), [], raw_headers=header_bytes
+                             + P.encode_header(body_header, chunk))
+            self._send(packet, None if progress is None else
+                       _body_progress(progress, sent, len(packet) - len(chunk), size))
+            sent += len(chunk)
+            response = self._receive(P.PUT)
+            if last:
+                self._check(response, f"PUT {name!r}")
+                verdict = response.get(P.H_IRSOCK_VERIFIED)
+                return PushResult(name, size, time.monotonic() - started, response.code,
+                                  True if verdict == 1 else (False if verdict == 0 else None))
+            self._check(response, f"PUT {name!r}", (P.CONTINUE,))
+            first = False
+
+    def delete(self, name: str) -> None:
+        """PUT-final with a Name and no body: the peer removes the object."""
+        self._check(self._request(P.PUT | P.FINAL, [(P.H_NAME, name)]), f"delete {name!r}")
+
+    # --- GET, SETPATH ----------------------------------------------------------------------------------
+    def get(self, name: str | None = None, mime_type: str | None = None) -> bytes:
+        out = io.BytesIO()
+        self.get_to(out, name=name, mime_type=mime_type)
+        return out.getvalue()
+
+    def get_to(self, stream: BinaryIO, *, name: str | None = None, mime_type: str | None = None) -> int:
+        """GET an object into ``stream``; the number of bytes written."""
+        headers: list = []
+        if name is not None:
+            headers.append((P.H_NAME, name))
+        if mime_type:
+            headers.append((P.H_TYPE, mime_type.encode("ascii") + b"\0"))
+        what = f"GET {name or mime_type!r}"
+        response = self._request(P.GET | P.FINAL, headers)
+        total = 0
+        while True:
+            self._check(response, what, (P.CONTINUE, P.SUCCESS))
+            body = response.body()
+            stream.write(body)
+            total += len(body)
+            if response.code == P.SUCCESS:
+                return total
+            self._send(P.build(P.GET | P.FINAL, []))
+            response = self._receive(P.GET)
+
+    def listing(self) -> str:
+        """The current folder as x-obex/folder-listing XML."""
+        return self.get(mime_type="x-obex/folder-listing").decode("utf-8", "replace")
+
+    def setpath(self, name: str | None = None, *, up: bool = False, create: bool = True) -> None:
+        """Into folder ``name``; ``up`` to the parent; neither: back to the root."""
+        flags = (0x01 if up else 0) | (0 if create else 0x02)
+        headers = [] if up and not name else [(P.H_NAME, name or "")]
+        self._check(self._request(P.SETPATH, headers, setpath_flags=flags),
+                    f"SETPATH {'..' if up else name or '/'!r}")

@@ -1,0 +1,74 @@
+"""Names that arrive over the air are hostile until reduced: a safe base name inside the inbox, always."""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+DEFAULT_NAME = "received.bin"
+MAX_NAME_BYTES = 200  # well under every file system's 255-byte limit, leaves room for " (123)"
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
+             *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10)),
+             *(f"COM{c}" for c in "¹²³"), *(f"LPT{c}" for c in "¹²³")}
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]')
+
+
+def safe_name(untrusted: str, default: str = DEFAULT_NAME) -> str:
+    """The base name of ``untrusted`` with everything dangerous removed.
+
+    No directory part (either separator, drive letters, UNC), no ``.``/``..``, no control characters or
+    characters Windows forbids, no reserved device names (``CON``, ``NUL.txt``, ``COM1``...), no leading
+    dots (hidden files, ``..``) or trailing dots/spaces, at most :data:`MAX_NAME_BYTES` bytes of UTF-8
+    with the extension kept. What is left empty becomes ``default``.
+    """
+    name = unicodedata.normalize("NFC", str(untrusted))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]  # the last path element, whatever the separator
+    name = re.sub(r"^[A-Za-z]:", "", name)  # C:name (drive-relative)
+    name = _UNSAFE_CHARS.sub("_", name)
+    name = name.strip().lstrip(".").rstrip(". ")
+    if name.split(".")[0].upper().rstrip() in _RESERVED:  # CON, nul.txt, COM1.tar.gz...
+        name = "_" + name
+    name = _cap(name)
+    return name or default
+
+
+def _cap(name: str) -> str:
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 20:
+        stem, dot, ext = name, "", ""
+    room = MAX_NAME_BYTES - len((dot + ext).encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(". ")
+    return cut + dot + ext
+
+
+def reserve_unique(directory: Path, name: str) -> Path:
+    """Create an empty file ``name`` in ``directory`` (or ``name (1).ext``, ...) atomically; its path.
+
+    O_EXCL makes the choice race free: a name another writer took in between is skipped, never overwritten.
+    """
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    for counter in range(0, 10000):
+        candidate = name if counter == 0 else f"{stem} ({counter}){dot}{ext}"
+        path = directory / candidate
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise OSError(f"no free name for {name!r} in {directory} after 10000 tries")
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` (resolved) lies within ``root`` (resolved)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
