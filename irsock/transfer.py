@@ -1,0 +1,331 @@
+"""File transfer over the socket layer: find an OBEX peer, push with a progress display, run an inbox.
+
+This is what ``irda send``, ``irda receive`` and ``irda demo`` are made of. The OBEX protocol itself
+lives in :mod:`irsock.obex`; here are the parts around it that a user sees: which device to push to,
+how the transfer goes (bytes, rate, ETA), what arrived and whether it was verified, and how fast it was
+against the line rate.
+"""
+
+from __future__ import annotations
+
+import os
+import socket as _socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import irsock
+from irsock import constants as C
+from irsock.obex import IAS_CLASSES, OBEX_TCP_PORT, ObexClient, ObexServer, PushResult, ReceivedFile
+
+OBEX_HINTS = 0x8420  # Computer + extension, OBEX: what a receiving irsock announces
+TINYTP_ATTRIBUTE = C.TINYTP_LSAP_ATTRIBUTE
+
+
+class TransferError(Exception):
+    """A transfer problem the user can act on (printed as one line by the CLI)."""
+
+
+# --- progress ---------------------------------------------------------------------------------------
+def _size(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count} B"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """Bytes, rate and ETA of one file: a redrawn bar on a terminal, plain lines every 10% otherwise."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, *, tty: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.label = label
+        self.total = total
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.clock = clock
+        self.started = clock()
+        self.sent = 0
+        self._last_draw = 0.0
+        self._next_step = 10
+
+    def __call__(self, sent: int, total: int | None = None) -> None:
+        self.sent = sent
+        if total:
+            self.total = total
+        now = self.clock()
+        if self.tty:
+            if now - self._last_draw >= 0.1 or sent >= self.total:
+                self._last_draw = now
+                self.stream.write("\r" + self.render(now))
+                self.stream.flush()
+            return
+        percent = 100 * sent // self.total if self.total else 100
+        if percent >= self._next_step:
+            while self._next_step <= percent:
+                self._next_step += 10
+            self.stream.write(self.render(now) + "\n")
+            self.stream.flush()
+
+    def render(self, now: float | None = None) -> str:
+        elapsed = max(1e-9, (now if now is not None else self.clock()) - self.started)
+        rate = self.sent / elapsed
+        fraction = self.sent / self.total if self.total else 1.0
+        eta = (self.total - self.sent) / rate if rate > 0 else 0.0
+        text = f"{self.label}: {fraction:4.0%} {_size(self.sent)}/{_size(self.total)} {_size(rate)}/s"
+        text += f" ETA {_duration(eta)}" if self.sent < self.total else f" in {_duration(elapsed)}"
+        if self.tty:
+            width = 24
+            filled = int(width * fraction)
+            text = f"[{'#' * filled}{'.' * (width - filled)}] " + text
+        return text
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.render() + "\n")
+            self.stream.flush()
+
+
+# --- summaries -----------------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    """What a push achieved: the figures ``irda send`` prints and the benchmark reports."""
+
+    files: int
+    bytes: int
+    seconds: float
+    line_rate: float | None  # bytes/s the link can carry (baud / 10), None over TCP
+    verified: int = 0
+    results: list[PushResult] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def efficiency(self) -> float | None:
+        return self.rate / self.line_rate if self.line_rate else None
+
+    def describe(self) -> str:
+        text = (f"{self.files} file(s), {self.bytes} bytes in {self.seconds:.2f} s: {self.rate:.0f} bytes/s")
+        if self.efficiency is not None:
+            text += f", {self.efficiency:.0%} of the line rate ({self.line_rate:.0f} bytes/s)"
+        if self.files:
+            text += f"; {self.verified}/{self.files} verified by the receiver"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 4),
+                "bytes_per_s": round(self.rate, 1), "line_rate": self.line_rate,
+                "efficiency": None if self.efficiency is None else round(self.efficiency, 4),
+                "verified": self.verified,
+                "results": [{"name": r.name, "size": r.size, "seconds": round(r.seconds, 4), "verified": r.verified}
+                            for r in self.results]}
+
+
+def line_rate(iface: irsock.Interface) -> float | None:
+    """Bytes per second the connected link carries (10 bits a byte on SIR), None without a link."""
+    params = iface.runtime.station.params
+    return params.baud / 10 if params is not None else None
+
+
+# --- choosing the peer ------------------------------------------------------------------------------------
+def _parse_address(text: str) -> int | None:
+    try:
+        value = int(text, 16) if not text.lower().startswith("0x") and not text.isdigit() else int(text, 0)
+    except ValueError:
+        return None
+    return value if 0 < value < 0xFFFFFFFF else None
+
+
+def describe_device(device: irsock.IrdaDevice) -> str:
+    return f"0x{device.address:08x} {device.name!r} ({', '.join(device.hint_words) or 'no hints'})"
+
+
+def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
+                  log: Callable[[str], None] = lambda _text: None) -> irsock.IrdaDevice:
+    """The device to push to: the one named by ``to`` (address or nickname), else the one with the OBEX hint.
+
+    Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
+    Several OBEX devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen.
+    """
+    wanted = _parse_address(to) if to else None
+    seen: dict[int, irsock.IrdaDevice] = {}
+    for _round in range(rounds):
+        for device in sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES):
+            if device.address not in seen:
+                log(f"found {describe_device(device)}")
+            seen[device.address] = device
+        if to:
+            named = [d for d in seen.values() if d.address == wanted or d.name == to]
+            if named:
+                return named[0]
+            continue
+        candidates = [d for d in seen.values() if "OBEX" in d.hint_words]
+        if len(candidates) == 1 and _round >= 1:  # a second round gives hidden colliders a chance
+            return candidates[0]
+        if len(candidates) > 1:
+            break
+    candidates = [d for d in seen.values() if "OBEX" in d.hint_words]
+    listing = "; ".join(describe_device(d) for d in seen.values()) or "none"
+    if to:
+        if wanted is not None:  # an address that did not answer discovery may still be reachable
+            return irsock.IrdaDevice(wanted, to, 0, 0, 0)
+        raise TransferError(f"no device named {to!r} answered discovery ({rounds} rounds); devices seen: {listing}")
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise TransferError(f"no device with the OBEX hint in range (devices seen: {listing}); name one with --to "
+                            "ADDRESS|NICKNAME, or check that the receiver runs (irda receive)")
+    raise TransferError("several OBEX devices in range, choose one with --to: "
+                        + "; ".join(describe_device(d) for d in candidates))
+
+
+def connect_obex(sock: irsock.socket, address: int, log: Callable[[str], None] = lambda _text: None) -> str:
+    """Connect ``sock`` to the OBEX service of ``address`` (IAS class OBEX, then OBEX:IrXfer); the class used."""
+    refused: OSError | None = None
+    for service in IAS_CLASSES:
+        try:
+            lsap = sock.getsockopt(C.SOL_IRLMP, C.IRLMP_IAS_QUERY, irsock.IasQuery(address, service, TINYTP_ATTRIBUTE))
+        except ConnectionRefusedError as exc:
+            refused = exc
+            continue
+        log(f"IAS: {service} {TINYTP_ATTRIBUTE} = {lsap.integer} on 0x{address:08x}")
+        sock.connect((address, f"{C.LSAP_SEL_PREFIX}{lsap.integer}"))
+        return service
+    raise TransferError(f"0x{address:08x} offers no OBEX service ({refused})")
+
+
+# --- pushing ---------------------------------------------------------------------------------------------
+def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: TextIO | None = None,
+               tty: bool | None = None, digest: bool = True,
+               on_progress: Callable[[int], None] | None = None) -> Summary:
+    """One OBEX session on a connected stream socket: CONNECT, a PUT per file, DISCONNECT.
+
+    ``on_progress(bytes_sent_of_this_file)`` is called with the progress display (the HIL rig uses it to
+    act mid-transfer).
+    """
+    out = out or sys.stdout
+    paths = [Path(f) for f in files]
+    client = ObexClient(sock)
+    client.connect()
+    started = time.monotonic()
+    results = []
+    for path in paths:
+        bar = ProgressBar(path.name, path.stat().st_size, out, tty=tty)
+
+        def progress(sent: int, total: int | None = None, bar: ProgressBar = bar) -> None:
+            bar(sent, total)
+            if on_progress is not None:
+                on_progress(sent)
+
+        result = client.put_file(path, progress=progress, digest=digest)
+        bar.finish()
+        results.append(result)
+    seconds = time.monotonic() - started
+    client.disconnect()
+    return Summary(files=len(results), bytes=sum(r.size for r in results), seconds=seconds, line_rate=rate,
+                   verified=sum(1 for r in results if r.verified), results=results)
+
+
+def check_files(files: Iterable[str]) -> list[Path]:
+    """The files to send, each an existing readable regular file (else a TransferError saying which)."""
+    paths = []
+    for name in files:
+        path = Path(name)
+        if not path.exists():
+            raise TransferError(f"{name}: no such file")
+        if not path.is_file():
+            raise TransferError(f"{name}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise TransferError(f"{name}: permission denied")
+        paths.append(path)
+    if not paths:
+        raise TransferError("no file to send")
+    return paths
+
+
+# --- receiving ---------------------------------------------------------------------------------------------
+def obex_listener(iface: irsock.Interface) -> irsock.socket:
+    """A listening TinyTP socket registered in our IAS under every OBEX class, with the OBEX hint set."""
+    listener = iface.socket(C.AF_IRDA, C.SOCK_STREAM)
+    listener.bind((IAS_CLASSES[0],))
+    lsap = listener._impl.local_lsap
+    for service in IAS_CLASSES[1:]:
+        listener.setsockopt(C.SOL_IRLMP, C.IRLMP_IAS_SET, irsock.IasSet(service, TINYTP_ATTRIBUTE, lsap))
+    listener.setsockopt(C.SOL_IRLMP, C.IRLMP_HINTS_SET, OBEX_HINTS | (iface.runtime.station.info.hint_value & 0x7F00))
+    listener.listen()
+    return listener
+
+
+def tcp_listener(spec: str) -> irsock.socket:
+    """A TCP listener for ``[HOST:]PORT`` (default host: every address, default port 650)."""
+    host, _, port_text = spec.rpartition(":") if ":" in spec else ("", "", spec)
+    try:
+        port = int(port_text) if port_text else OBEX_TCP_PORT
+    except ValueError:
+        raise TransferError(f"{spec!r}: expected [HOST:]PORT") from None
+    listener = irsock.socket(C.AF_INET, C.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host or "0.0.0.0", port))
+    except OSError as exc:
+        listener.close()
+        hint = " (ports below 1024 need root; try --tcp-listen 6650)" if port < 1024 else ""
+        raise TransferError(f"cannot listen on TCP {host or '*'}:{port}: {exc.strerror or exc}{hint}") from None
+    listener.listen()
+    return listener
+
+
+def tcp_address(spec: str) -> tuple[str, int]:
+    host, _, port_text = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+    try:
+        return host, int(port_text) if port_text else OBEX_TCP_PORT
+    except ValueError:
+        raise TransferError(f"{spec!r}: expected HOST[:PORT]") from None
+
+
+def describe_received(received: ReceivedFile) -> str:
+    check = {True: "verified", False: "NOT VERIFIED", None: "no checksum sent"}[received.verified]
+    return f"received {received.name} ({received.size} bytes) from {received.peer}, {check}"
+
+
+def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: int | None = None,
+          report: Callable[[ReceivedFile], None] | None = None, log: Callable[[str], None] = lambda _t: None,
+          stop: Callable[[], bool] = lambda: False) -> list[ReceivedFile]:
+    """Accept OBEX sessions one after another and store what they push into ``root``."""
+    received: list[ReceivedFile] = []
+    server = ObexServer(root, max_size=max_size, on_file=report)
+    while not stop():
+        try:
+            conn, address = listener.accept()
+        except TimeoutError:
+            continue
+        peer = _peer_text(address)
+        log(f"session from {peer}")
+        with conn:
+            conn.settimeout(60)
+            try:
+                received.extend(server.serve(conn, peer=peer))
+            except OSError as exc:
+                log(f"session from {peer} ended: {exc}")
+        if once:
+            break
+    return received
+
+
+def _peer_text(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], int):
+        return f"0x{address[0]:08x}"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)

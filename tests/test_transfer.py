@@ -1,0 +1,375 @@
+"""File transfer around OBEX: progress display, choosing the peer, irda send / receive / demo end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import irsock
+from irsock import transfer
+from irsock.cli import main
+from tests.conftest import require_tool
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_plain_lines_every_ten_percent():
+    out, clock = io.StringIO(), FakeClock()
+    bar = transfer.ProgressBar("f.bin", 10_000, out, tty=False, clock=clock)
+    for sent in range(0, 10_001, 500):
+        clock.now += 0.05
+        bar(sent, 10_000)
+    bar.finish()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in out.getvalue()
+    assert lines[0].startswith("f.bin:  10% 1.0 kB/10.0 kB") and "ETA" in lines[0]
+    assert lines[-1].startswith("f.bin: 100% 10.0 kB/10.0 kB 9.5 kB/s in 0:01")
+
+
+def test_progress_bar_redraws_on_a_terminal_with_rate_and_eta():
+    out, clock = io.StringIO(), FakeClock()
+    bar = transfer.ProgressBar("f.bin", 100_000, out, tty=True, clock=clock)
+    clock.now += 5
+    bar(25_000, 100_000)
+    text = out.getvalue()
+    assert text.startswith("\r[######..................] f.bin:  25% 25.0 kB/100.0 kB 5.0 kB/s ETA 0:15")
+    bar(26_000, 100_000)  # within 0.1 s of the last draw: not redrawn
+    assert out.getvalue() == text
+    bar.finish()
+    assert out.getvalue().endswith("\n")
+
+
+def test_summary_reports_efficiency_against_the_line_rate():
+    summary = transfer.Summary(files=1, bytes=100_000, seconds=10.0, line_rate=11520.0, verified=1)
+    assert summary.efficiency == pytest.approx(100_000 / 10 / 11520)
+    assert summary.describe() == ("1 file(s), 100000 bytes in 10.00 s: 10000 bytes/s, 87% of the line rate "
+                                  "(11520 bytes/s); 1/1 verified by the receiver")
+    assert json.loads(json.dumps(summary.as_dict()))["efficiency"] == 0.8681
+
+
+def test_files_to_send_are_checked_first(tmp_path):
+    with pytest.raises(transfer.TransferError, match="no such file"):
+        transfer.check_files([str(tmp_path / "absent")])
+    with pytest.raises(transfer.TransferError, match="not a regular file"):
+        transfer.check_files([str(tmp_path)])
+
+
+@pytest.fixture
+def medium():
+    name = f"xfer-{uuid.uuid4().hex[:8]}"
+    made = []
+
+    def attach(nickname, **kwargs):
+        iface = irsock.attach(f"irsim://{name}?pace=0", nickname=nickname, **kwargs)
+        made.append(iface)
+        return iface
+
+    yield attach
+    for iface in made:
+        iface.close()
+
+
+def test_choose_device_by_hint_by_name_and_ambiguity(medium):
+    sender = medium("sender")
+    inbox_one = medium("inbox-one", hints=transfer.OBEX_HINTS)
+    medium("printer", hints=0x0408)
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        assert transfer.choose_device(sock).address == inbox_one.address
+        assert transfer.choose_device(sock, "printer").name == "printer"
+        inbox_two = medium("inbox-two", hints=transfer.OBEX_HINTS)
+        with pytest.raises(transfer.TransferError, match="several OBEX devices") as info:
+            transfer.choose_device(sock)
+        assert f"0x{inbox_one.address:08x}" in str(info.value) and f"0x{inbox_two.address:08x}" in str(info.value)
+        assert transfer.choose_device(sock, f"0x{inbox_two.address:08x}").address == inbox_two.address
+        with pytest.raises(transfer.TransferError, match="no device named 'nobody'"):
+            transfer.choose_device(sock, "nobody", rounds=2)
+
+
+def test_no_obex_device_says_what_was_seen(medium):
+    sender = medium("sender")
+    medium("printer", hints=0x0408)
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        with pytest.raises(transfer.TransferError, match="no device with the OBEX hint.*'printer'"):
+            transfer.choose_device(sock, rounds=2)
+
+
+def test_receiver_registers_both_ias_classes_and_the_hint(medium):
+    receiver = medium("inbox")
+    sender = medium("sender")
+    listener = transfer.obex_listener(receiver)
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        values = [sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
+                                  irsock.IasQuery(receiver.address, cls, "IrDA:TinyTP:LsapSel")).integer
+                  for cls in ("OBEX", "OBEX:IrXfer")]
+        assert values[0] == values[1] == listener._impl.local_lsap
+        device = transfer.choose_device(sock)
+        assert device.address == receiver.address and "OBEX" in device.hint_words
+    listener.close()
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "irsock.cli", *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def test_send_and_receive_over_irda_between_two_stacks(medium, tmp_path):
+    """The library path of irda send/receive: inbox thread on one interface, push from the other."""
+    receiver = medium("inbox", hints=transfer.OBEX_HINTS)
+    sender = medium("sender")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    listener = transfer.obex_listener(receiver)
+    listener.settimeout(0.5)
+    stored = []
+    thread = threading.Thread(target=lambda: stored.extend(transfer.serve(listener, inbox, once=True)))
+    thread.start()
+    files = []
+    for index, size in enumerate((0, 1, 70_000)):
+        path = tmp_path / f"file{index}.bin"
+        path.write_bytes(os.urandom(size))
+        files.append(path)
+    out = io.StringIO()
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        device = transfer.choose_device(sock)
+        transfer.connect_obex(sock, device.address)
+        summary = transfer.push_files(sock, files, rate=transfer.line_rate(sender), out=out, tty=False)
+    thread.join(30)
+    listener.close()
+    assert summary.files == 3 and summary.bytes == 70_001 and summary.verified == 3
+    assert summary.line_rate == 11520
+    assert [(f.name, f.size, f.verified) for f in stored] == [("file0.bin", 0, True), ("file1.bin", 1, True),
+                                                             ("file2.bin", 70_000, True)]
+    for path in files:
+        assert (inbox / path.name).read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in inbox.iterdir()) == ["file0.bin", "file1.bin", "file2.bin"]
+
+
+def test_cli_send_and_receive_over_tcp(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    payload = tmp_path / "report.pdf"
+    payload.write_bytes(os.urandom(50_000))
+    receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(inbox),
+                                 "--tcp-listen", "127.0.0.1:0", "--once", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = receiver.stderr.readline()
+        port = int(banner.split("127.0.0.1:")[1].split(";")[0])
+        sent = run_cli(["send", str(payload), "--tcp", f"127.0.0.1:{port}", "--json"])
+        assert sent.returncode == 0, sent.stderr
+        summary = json.loads(sent.stdout)
+        assert summary["bytes"] == 50_000 and summary["verified"] == 1 and summary["line_rate"] is None
+        out, err = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
+    assert receiver.returncode == 0, err
+    report = json.loads(out.splitlines()[0])
+    assert report["name"] == "report.pdf" and report["size"] == 50_000 and report["verified"] is True
+    assert (inbox / "report.pdf").read_bytes() == payload.read_bytes()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = run_cli(["send", str(tmp_path / "absent.txt"), "--tcp", "127.0.0.1:9"])
+    assert result.returncode == 1 and result.stderr.strip() == f"irda: {tmp_path / 'absent.txt'}: no such file"
+    payload = tmp_path / "a.txt"
+    payload.write_text("x")
+    result = run_cli(["send", str(payload), "--tcp", "127.0.0.1:9"])
+    assert result.returncode == 1 and result.stderr.startswith("irda: ") and "Traceback" not in result.stderr
+    result = run_cli(["receive", "--dir", str(tmp_path / "nowhere")])
+    assert result.returncode == 1 and "no such directory" in result.stderr
+    result = run_cli(["receive", "--max-size", "lots"])
+    assert result.returncode == 2 and "not a size" in result.stderr
+
+
+def test_send_on_the_builtin_emulator_explains_there_is_no_obex_device(tmp_path):
+    payload = tmp_path / "a.txt"
+    payload.write_text("x")
+    env = {k: v for k, v in os.environ.items() if k not in ("IRDA_PORT", "IRDA_DONGLE")}
+    result = run_cli(["send", str(payload)], env=env)
+    assert result.returncode == 1
+    assert "no device with the OBEX hint in range" in result.stderr and "virtual-1" in result.stderr
+
+
+def test_demo_pushes_verifies_and_writes_a_capture(tmp_path):
+    pcap = tmp_path / "demo.pcap"
+    started = time.monotonic()
+    result = run_cli(["demo", "--pcap", str(pcap), "--size", "8k"])
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "discovery:" in out and "'demo-receiver' (Computer, OBEX)" in out
+    assert "IAS: OBEX IrDA:TinyTP:LsapSel = " in out
+    assert "received irsock-demo.bin (8000 bytes)" in out and "verified" in out
+    assert "the file arrived intact" in out and "of the line rate (11520 bytes/s)" in out
+    assert elapsed < 60
+    from irlap.pcap import read_pcap
+
+    records = list(read_pcap(pcap))
+    assert len(records) > 10
+
+
+def test_demo_capture_opens_in_tshark(tmp_path):
+    tshark = require_tool("tshark")
+    pcap = tmp_path / "demo.pcap"
+    assert main(["demo", "--pcap", str(pcap), "--size", "2k"]) == 0
+    fields = subprocess.run([tshark, "-r", str(pcap), "-T", "fields", "-e", "irlap.c", "-e", "iap.classname"],
+                            capture_output=True, text=True, timeout=60)
+    assert fields.returncode == 0, fields.stderr
+    assert "OBEX" in fields.stdout  # the IAS query for the OBEX class, decoded
+
+
+def test_two_processes_through_emulated_ptys(tmp_path):
+    """irda emulate --pty 2; irda receive on one port, irda send on the other (issue 7, item 6)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    payload = tmp_path / "notes.txt"
+    payload.write_bytes(os.urandom(20_000))
+    emulate = subprocess.Popen([sys.executable, "-m", "irsock.cli", "emulate", "--pty", "2", "--devices", "1",
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receiver = None
+    try:
+        ports = json.loads(emulate.stdout.readline())["ports"]
+        receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--port", ports[0],
+                                     "--nickname", "pty-inbox", "--dir", str(inbox), "--once"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "OBEX inbox" in receiver.stderr.readline()
+        sent = run_cli(["send", "--port", ports[1], str(payload)])
+        assert sent.returncode == 0, sent.stderr
+        assert "pushing to" in sent.stdout and "'pty-inbox'" in sent.stdout and "1/1 verified" in sent.stdout
+        out, err = receiver.communicate(timeout=30)
+        assert "received notes.txt (20000 bytes)" in out and "verified" in out
+    finally:
+        for process in (receiver, emulate):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(10)
+    assert (inbox / "notes.txt").read_bytes() == payload.read_bytes()
+
+
+# --- interop with OpenOBEX's obex_tcp (fixed port 650: each test in its own network namespace) -------------
+NETNS_DRIVER = r'''
+import json, os, subprocess, sys, time
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+mode, work, payload = sys.argv[1], sys.argv[2], sys.argv[3]
+irda = [sys.executable, "-m", "irsock.cli"]
+out = {}
+if mode == "obex_tcp-to-irda":
+    inbox = os.path.join(work, "inbox")
+    receiver = subprocess.Popen(irda + ["receive", "--tcp-listen", "127.0.0.1:650", "--dir", inbox, "--once",
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out["banner"] = receiver.stderr.readline()
+    client = subprocess.run(["obex_tcp", payload, "127.0.0.1"], capture_output=True, text=True, timeout=60,
+                            input="")
+    out["client"] = client.stdout[-2000:] + client.stderr[-2000:]
+    out["receiver"], err = receiver.communicate(timeout=60)
+    out["receiver_err"] = err[-2000:]
+else:
+    outdir = os.path.join(work, "server")
+    server = subprocess.Popen(["obex_tcp"], cwd=outdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, stdin=subprocess.DEVNULL)
+    for _ in range(100):
+        if subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout.count(":650 "):
+            break
+        time.sleep(0.05)
+    sent = subprocess.run(irda + ["send", payload, "--tcp", "127.0.0.1", "--json"], capture_output=True,
+                          text=True, timeout=60)
+    out["sender"], out["sender_err"], out["sender_rc"] = sent.stdout, sent.stderr[-2000:], sent.returncode
+    try:
+        out["server"] = server.communicate(timeout=20)[0][-2000:]
+    except subprocess.TimeoutExpired:
+        server.kill()
+        out["server"] = server.communicate()[0][-2000:]
+print(json.dumps(out))
+'''
+
+
+def run_in_netns(mode: str, work, payload):
+    """Run NETNS_DRIVER in a private network namespace (root: ``unshare -n``), so port 650 is ours alone."""
+    require_tool("obex_tcp")
+    unshare = require_tool("unshare")
+    probe = subprocess.run([unshare, "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        message = f"cannot make a network namespace for port 650 (unshare -n: {probe.stderr.decode().strip()})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run([unshare, "-n", sys.executable, "-c", NETNS_DRIVER, mode, str(work), str(payload)],
+                            capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_obex_tcp_client_pushes_to_irda_receive(tmp_path):
+    """OpenOBEX's client: one PUT-final with Name, Length, the 0xCF creator header and a Body, no End-of-Body."""
+    (tmp_path / "inbox").mkdir()
+    payload = tmp_path / "from-openobex.bin"
+    payload.write_bytes(os.urandom(30_000))
+    out = run_in_netns("obex_tcp-to-irda", tmp_path, payload)
+    assert "OBEX inbox" in out["banner"], out
+    report = json.loads(out["receiver"].splitlines()[0])
+    assert report["name"] == "from-openobex.bin" and report["size"] == 30_000
+    assert report["verified"] is None  # OpenOBEX sends no digest: received, not verified
+    assert (tmp_path / "inbox" / "from-openobex.bin").read_bytes() == payload.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == ["from-openobex.bin"]
+
+
+def test_irda_send_pushes_to_obex_tcp_server(tmp_path):
+    (tmp_path / "server").mkdir()
+    payload = tmp_path / "to-openobex.bin"
+    payload.write_bytes(os.urandom(100_000))
+    out = run_in_netns("irda-to-obex_tcp", tmp_path, payload)
+    assert out["sender_rc"] == 0, out
+    summary = json.loads(out["sender"])
+    assert summary["bytes"] == 100_000 and summary["verified"] == 0  # the peer does not know the digest header
+    assert (tmp_path / "server" / "to-openobex.bin").read_bytes() == payload.read_bytes()
+
+
+def test_obexftp_browses_irda_receive(tmp_path):
+    """obexftp against `irda receive --tcp-listen`: push, list, get, change folder, delete."""
+    obexftp = require_tool("obexftp")
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    (inbox / "sub" / "inside.txt").write_text("in the folder\n")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "pushed.txt").write_text("pushed by obexftp\n")
+    receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(inbox),
+                                 "--tcp-listen", "127.0.0.1:0", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(receiver.stderr.readline().split("127.0.0.1:")[1].split(";")[0])
+
+        def ftp(*args):
+            result = subprocess.run([obexftp, "-n", f"127.0.0.1:{port}", *args], capture_output=True, text=True,
+                                    timeout=30, cwd=local)
+            return result.stdout + result.stderr
+
+        ftp("-p", "pushed.txt")
+        assert (inbox / "pushed.txt").read_text() == "pushed by obexftp\n"
+        listing = ftp("-l")
+        assert 'name="pushed.txt"' in listing and 'name="sub"' in listing and "<folder" in listing
+        (local / "pushed.txt").unlink()
+        ftp("-g", "pushed.txt")
+        assert (local / "pushed.txt").read_text() == "pushed by obexftp\n"
+        assert 'name="inside.txt"' in ftp("-c", "sub", "-l")
+        ftp("-k", "pushed.txt")
+        assert not (inbox / "pushed.txt").exists() and (inbox / "sub" / "inside.txt").exists()
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
