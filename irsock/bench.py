@@ -1,0 +1,173 @@
+"""The figures of one link: discovery time, turnaround, goodput and efficiency of an OBEX push, CPU.
+
+``irda bench`` prints them, ``benchmarks/obex.py`` and the HIL rig report use the same function, so a
+number in the report means the same thing as the one on the command line. Everything is real time:
+on the emulator the medium is paced like a real SIR line, on hardware it is the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import struct
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import irsock
+from irlap.qos import QosParams
+from irsock import constants as C
+from irsock.transfer import OBEX_HINTS, connect_obex, line_rate, obex_listener, push_files, serve
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+NDM_BAUD = 9600
+
+
+def thread_cpu(native_ids: list[int]) -> float | None:
+    """CPU seconds (user + system) of these threads of this process; None where /proc is missing."""
+    total = 0
+    for tid in native_ids:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def stack_threads(iface: irsock.Interface) -> list[int]:
+    """Native ids of the threads that run this interface's stack (engine and reader)."""
+    runtime = iface.runtime
+    return [t.native_id for t in (runtime._engine, runtime._reader) if t is not None and t.native_id]
+
+
+def discover_peer(iface: irsock.Interface, address: int, timeout: float = 15.0) -> float | None:
+    """Seconds of discovery rounds until ``address`` answers, None if it never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if any(d.address == address for d in iface.discover()):
+            return time.monotonic() - started
+    return None
+
+
+def ping(iface: irsock.Interface, address: int, count: int = 5, size: int = 32, wait: float = 2.0) -> list[float]:
+    """Round-trip times (seconds) of TEST frames that came back intact; lost ones are left out."""
+    rtts = []
+    station = iface.runtime.station
+    for sequence in range(count):
+        payload = struct.pack(">I", sequence).ljust(size, b"\xa5")
+        with iface.cond:
+            iface.test_results.clear()
+        iface.call(lambda _stack, now, p=payload: station.send_test(address, p, now))
+        deadline = time.monotonic() + wait
+        with iface.cond:
+            while time.monotonic() < deadline and not any(r.data == payload for r in iface.test_results):
+                iface.cond.wait(deadline - time.monotonic())
+            reply = next((r for r in iface.test_results if r.data == payload), None)
+        if reply is not None:
+            sent_at = iface.call(lambda _stack, now: station.test_sent_at)
+            rtts.append(reply.time - sent_at)
+    return rtts
+
+
+def test_airtime(size: int, baud: int = NDM_BAUD) -> float:
+    """Seconds a TEST frame of ``size`` info bytes takes on the line (address, control, 8 address bytes, FCS,
+    BOF/EOF and the 10 extra BOFs of NDM; escapes ignored)."""
+    return (size + 2 + 8 + 2 + 2 + 10) * 10 / baud
+
+
+def qos_dict(iface: irsock.Interface) -> dict[str, Any] | None:
+    params = iface.runtime.station.params
+    return asdict(params) if params is not None else None
+
+
+def bench_link(port_a: str, port_b: str, *, dongle_a: str = "plain", dongle_b: str = "plain", nbytes: int = 200_000,
+               max_baud: int = 115200, pings: int = 5) -> dict[str, Any]:
+    """A sends to B: discovery, TEST round trips, an OBEX push of ``nbytes``; the figures as a dict."""
+    qos = QosParams.offer(max_baud=max_baud)
+    receiver = irsock.attach(port_b, dongle=dongle_b, nickname="bench-b", hints=OBEX_HINTS, qos=qos)
+    sender = None
+    try:
+        sender = irsock.attach(port_a, dongle=dongle_a, nickname="bench-a", qos=qos)
+        report: dict[str, Any] = {"port_a": port_a, "port_b": port_b, "dongle_a": dongle_a, "dongle_b": dongle_b,
+                                  "max_baud": max_baud, "bytes": nbytes}
+        report["discovery_s"] = discover_peer(sender, receiver.address)
+        if report["discovery_s"] is None:
+            raise OSError(f"B (0x{receiver.address:08x}) never answered A's discovery: are the dongles facing "
+                          "each other, and are the dongle types right?")
+        rtts = ping(sender, receiver.address, pings)
+        report["ping_rtt_ms"] = [round(r * 1000, 2) for r in rtts]
+        report["ping_loss"] = round(1 - len(rtts) / pings, 3) if pings else None
+        report["turnaround_ms"] = round((min(rtts) - 2 * test_airtime(32)) / 2 * 1000, 2) if rtts else None
+        report.update(_push(sender, receiver, nbytes))
+        return report
+    finally:
+        if sender is not None:
+            sender.close()
+        receiver.close()
+
+
+def _push(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="irsock-bench-") as work:
+        inbox = Path(work) / "inbox"
+        inbox.mkdir()
+        source = Path(work) / "payload.bin"
+        source.write_bytes(random.Random(nbytes).randbytes(nbytes))
+        listener = obex_listener(receiver)
+        listener.settimeout(0.5)
+        received: list = []
+        inbox_thread: list[int] = []
+        stop = threading.Event()
+
+        def inbox_loop() -> None:
+            inbox_thread.append(threading.get_native_id())
+            received.extend(serve(listener, inbox, once=True, stop=stop.is_set))
+
+        thread = threading.Thread(target=inbox_loop, name="bench inbox", daemon=True)
+        thread.start()
+        try:
+            with sender.socket(C.AF_IRDA, C.SOCK_STREAM) as sock:
+                sock.settimeout(120)
+                connect_obex(sock, receiver.address)
+                tx_threads = stack_threads(sender) + [threading.get_native_id()]
+                rx_threads = stack_threads(receiver) + inbox_thread
+                cpu_tx, cpu_rx, cpu_all = thread_cpu(tx_threads), thread_cpu(rx_threads), time.process_time()
+                with open(os.devnull, "w") as quiet:
+                    summary = push_files(sock, [source], rate=line_rate(sender), out=quiet, tty=False)
+                cpu_tx_end, cpu_rx_end = thread_cpu(tx_threads), thread_cpu(rx_threads)
+                cpu_all_end = time.process_time()
+                qos = {"qos_a": qos_dict(sender), "qos_b": qos_dict(receiver)}
+            thread.join(30)
+        finally:
+            stop.set()
+            listener.close()
+        intact = bool(received) and hashlib.sha256(received[0].path.read_bytes()).digest() == \
+            hashlib.sha256(source.read_bytes()).digest()
+    seconds = summary.seconds
+
+    def share(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else round((end - start) / seconds, 4)
+
+    return {
+        "seconds": round(seconds, 3),
+        "goodput_Bps": round(summary.rate, 1),
+        "line_rate_Bps": summary.line_rate,
+        "efficiency": None if summary.efficiency is None else round(summary.efficiency, 4),
+        "intact": intact,
+        "verified": bool(received) and received[0].verified is True,
+        "cpu_sender_stack": share(cpu_tx, cpu_tx_end),
+        "cpu_receiver_stack": share(cpu_rx, cpu_rx_end),
+        "cpu_process_all": round((cpu_all_end - cpu_all) / seconds, 4),
+        **qos,
+    }
+
+
+def emulator_ports() -> tuple[str, str]:
+    """Two ends of a fresh emulated medium (paced like the real line)."""
+    medium = f"bench-{uuid.uuid4().hex[:8]}"
+    return f"irsim://{medium}", f"irsim://{medium}"
