@@ -62,7 +62,12 @@ class ObexClient:
         raw = P.read_packet(self.sock, max(self.mtu, P.MAX_PACKET))
         if raw is None:
             raise ObexError("the peer closed the connection instead of answering")
-        return P.parse(raw, response_to=opcode)
+        try:
+            return P.parse(raw, response_to=opcode)
+        except ObexError:
+            if opcode != P.CONNECT or raw[0] == P.SUCCESS:
+                raise
+            return P.parse(raw, response_to=P.PUT)  # a refusal some peers send without the CONNECT fields
 
     def _request(self, opcode: int, headers: list, **kwargs: Any) -> P.Packet:
         self._send(P.build(opcode, self._with_id(headers), **kwargs))

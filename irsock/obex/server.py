@@ -7,6 +7,7 @@ completed and its length (and irsock's SHA-256, when sent) matched; anything els
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -67,6 +68,12 @@ class _Refused(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+def _store_refusal(exc: OSError) -> _Refused:
+    """The OBEX answer to a file-system error while storing: 'database full' for a full disk."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return _Refused(P.DATABASE_FULL if full else P.INTERNAL_ERROR, f"cannot store: {exc.strerror or exc}")
 
 
 class ObexServer:
@@ -156,7 +163,9 @@ class _Session:
                 self.reply(P.NOT_IMPLEMENTED, [(P.H_DESCRIPTION, f"opcode 0x{opcode:02X} is not supported")])
         except _Refused as refused:
             self._end_operations()
-            self.reply(refused.code, [(P.H_DESCRIPTION, refused.description)] if refused.description else [])
+            headers = [(P.H_DESCRIPTION, refused.description)] if refused.description else []
+            # a CONNECT response carries version, flags and packet size even when it refuses
+            self.reply(refused.code, headers, connect=(P.OBEX_VERSION, 0, SERVER_MTU) if opcode == P.CONNECT else None)
         return True
 
     # --- CONNECT -------------------------------------------------------------------------------------
@@ -193,7 +202,10 @@ class _Session:
             raise _Refused(P.ENTITY_TOO_LARGE, f"the file exceeds the receiver's limit of {limit} bytes")
         if upload.length is not None and upload.received > upload.length:
             raise _Refused(P.BAD_REQUEST, f"more body than the announced Length of {upload.length} bytes")
-        upload.stream.write(body)
+        try:
+            upload.stream.write(body)
+        except OSError as exc:
+            raise _store_refusal(exc) from None
         upload.hasher.update(body)
         if not final:
             self.reply(P.CONTINUE)
@@ -214,7 +226,7 @@ class _Session:
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.cwd)
         except OSError as exc:
-            raise _Refused(P.DATABASE_FULL if exc.errno == 28 else P.INTERNAL_ERROR, f"cannot store: {exc}") from None
+            raise _store_refusal(exc) from None
         self.upload = _Upload(name, safe_name(name), length, digest, Path(temp), os.fdopen(fd, "wb"), self.cwd)
 
     def finish_upload(self) -> None:
@@ -227,12 +239,15 @@ class _Session:
             if upload.hasher.digest() != upload.digest:
                 raise _Refused(P.NOT_ACCEPTABLE, "the content does not match the sender's SHA-256: file refused")
             verified = True
-        upload.stream.close()
+        final = None
         try:
+            upload.stream.close()  # flushes: a full disk shows here
             final = reserve_unique(upload.folder, upload.name)
             os.replace(upload.temp_path, final)
         except OSError as exc:
-            raise _Refused(P.INTERNAL_ERROR, f"cannot store: {exc}") from None
+            if final is not None:
+                final.unlink(missing_ok=True)  # the empty placeholder reserve_unique made
+            raise _store_refusal(exc) from None
         self.upload = None
         received = ReceivedFile(final.name, final, upload.received, self.peer, verified)
         self.stored.append(received)
@@ -245,13 +260,15 @@ class _Session:
         if not self.server.browse:
             raise _Refused(P.FORBIDDEN, "deleting is not allowed")
         path = self._entry(name)
-        if path.is_dir():
-            try:
+        try:
+            if path.is_dir():
                 path.rmdir()
-            except OSError:
+            else:
+                path.unlink()
+        except OSError as exc:
+            if path.is_dir() and any(path.iterdir()):
                 raise _Refused(P.PRECONDITION_FAILED, "the folder is not empty") from None
-        else:
-            path.unlink()
+            raise _Refused(P.FORBIDDEN, f"cannot delete: {exc.strerror or exc}") from None
         self.reply(P.SUCCESS)
 
     # --- GET -------------------------------------------------------------------------------------------------
@@ -268,7 +285,10 @@ class _Session:
                 path = self._entry(name)
                 if not path.is_file():
                     raise _Refused(P.NOT_FOUND, "not a file")
-                self.download = path.open("rb")
+                try:
+                    self.download = path.open("rb")
+                except OSError as exc:
+                    raise _Refused(P.FORBIDDEN, f"cannot read: {exc.strerror or exc}") from None
             else:
                 raise _Refused(P.BAD_REQUEST, "GET needs a Name or the folder-listing Type")
             if not packet.final:  # the request's headers go on: answer, wait for the final GET
@@ -327,7 +347,10 @@ class _Session:
         if not path.exists():
             if not create:
                 raise _Refused(P.NOT_FOUND, f"no folder {name!r}")
-            path.mkdir()
+            try:
+                path.mkdir()
+            except OSError as exc:
+                raise _store_refusal(exc) from None
         elif not path.is_dir():
             raise _Refused(P.NOT_FOUND, f"{name!r} is not a folder")
         self.cwd = path

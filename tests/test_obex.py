@@ -1,0 +1,442 @@
+"""IrOBEX: the packet codec, safe names, and the client against the server over a socket pair.
+
+The server runs in a thread on one end of ``socket.socketpair()``; the transport does not matter to OBEX
+(test_transfer.py runs the same code over TinyTP and against OpenOBEX and obexftp).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+from irsock.obex import FBS_UUID, ObexClient, ObexError, ObexResponseError, ObexServer, safe_name
+from irsock.obex import packets as P
+from irsock.obex import server as server_module
+from irsock.obex.names import MAX_NAME_BYTES, reserve_unique
+
+
+# --- codec --------------------------------------------------------------------------------------------
+def test_headers_round_trip_in_all_four_encodings():
+    headers = [(P.H_NAME, "Bild 😀 ümlaut.jpg"), (P.H_TYPE, b"image/jpeg\0"), (P.H_LENGTH, 123456),
+               (P.H_CONNECTION_ID, 0xFFFFFFFF), (P.H_IRSOCK_VERIFIED, 1), (P.H_NAME, "")]
+    raw = b"".join(P.encode_header(h, v) for h, v in headers)
+    assert P.decode_headers(raw) == headers
+    # an empty unicode header is 3 bytes; a non-empty one ends in a UTF-16 NUL
+    assert P.encode_header(P.H_NAME, "") == b"\x01\x00\x03"
+    assert P.encode_header(P.H_NAME, "a") == b"\x01\x00\x07\x00a\x00\x00"
+
+
+def test_connect_packet_layout_and_parse():
+    raw = P.build(P.CONNECT, [(P.H_TARGET, FBS_UUID)], connect=(0x10, 0, 0x2000))
+    assert raw[:7] == bytes([0x80, 0, len(raw), 0x10, 0, 0x20, 0])
+    packet = P.parse(raw)
+    assert (packet.version, packet.flags, packet.max_packet) == (0x10, 0, 0x2000)
+    assert packet.get(P.H_TARGET) == FBS_UUID
+    response = P.parse(P.build(P.SUCCESS, [], connect=(0x10, 0, 255)), response_to=P.CONNECT)
+    assert response.max_packet == 255 and response.final
+
+
+@pytest.mark.parametrize("raw, complaint", [
+    (b"\x02\x00", "shorter than"),
+    (b"\x02\x00\x09\x48\x00\x05ab", "states 9 bytes"),
+    (P.build(P.PUT, raw_headers=b"\x48\x00\x09abc"), "holds"),
+    (P.build(P.PUT, raw_headers=b"\x48\x00\x01"), "states 1 bytes"),
+    (P.build(P.PUT, raw_headers=b"\x01\x00\x06abc"), "odd length"),
+    (P.build(P.PUT, raw_headers=b"\x01\x00\x05\xd8\x00"), "not valid UTF-16"),
+    (P.build(P.PUT, raw_headers=b"\xc3\x00\x00"), "cut short"),
+    (P.build(P.PUT, raw_headers=b"\x97"), "cut short"),
+    (b"\x80\x00\x05\x10\x00", "without version"),
+])
+def test_malformed_packets_raise_obex_error(raw, complaint):
+    with pytest.raises(ObexError, match=complaint):
+        P.parse(raw)
+
+
+def test_unknown_headers_are_kept_not_fatal():
+    raw = P.build(P.PUT | P.FINAL, raw_headers=b"\x7a\x00\x05hi" + P.encode_header(P.H_END_OF_BODY, b"x"))
+    packet = P.parse(raw)
+    assert packet.get(0x7A) == b"hi" and packet.body() == b"x"
+
+
+def test_read_packet_refuses_a_stream_out_of_step():
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"\x02\x00\x01")
+        with pytest.raises(ObexError, match="out of step"):
+            P.read_packet(b)
+        a.sendall(b"\x02\xff\xff")
+        with pytest.raises(ObexError, match="exceeds the 1000 bytes"):
+            P.read_packet(b, 1000)
+        a.sendall(b"\x02\x00\x10abc")
+        a.close()
+        with pytest.raises(ObexError, match="in the middle of a packet"):
+            P.read_packet(b)
+
+
+# --- names --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("offered, stored", [
+    ("photo.jpg", "photo.jpg"),
+    ("../../etc/passwd", "passwd"),
+    ("/etc/shadow", "shadow"),
+    ("C:\\Windows\\system32\\evil.dll", "evil.dll"),
+    ("C:evil.dll", "evil.dll"),
+    ("\\\\server\\share\\doc.txt", "doc.txt"),
+    ("..", "received.bin"),
+    (".", "received.bin"),
+    ("", "received.bin"),
+    ("dir/", "received.bin"),
+    (".bashrc", "bashrc"),
+    ("a\x00b.txt", "a_b.txt"),
+    ("line\nbreak\x1b[31m.txt", "line_break_[31m.txt"),
+    ('what?<>:"|*.txt', "what_______.txt"),
+    ("CON", "_CON"),
+    ("nul.txt", "_nul.txt"),
+    ("com1.tar.gz", "_com1.tar.gz"),
+    ("LPT9", "_LPT9"),
+    ("trailing. . ", "trailing"),
+    ("日本語のファイル.txt", "日本語のファイル.txt"),
+])
+def test_safe_name(offered, stored):
+    assert safe_name(offered) == stored
+
+
+def test_safe_name_caps_length_and_keeps_the_extension():
+    name = safe_name("ä" * 300 + ".jpeg")
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES and name.endswith(".jpeg")
+    name.encode("utf-8")  # never a cut UTF-8 sequence
+
+
+def test_reserve_unique_never_overwrites(tmp_path):
+    first = reserve_unique(tmp_path, "a.txt")
+    first.write_text("keep")
+    assert reserve_unique(tmp_path, "a.txt").name == "a (1).txt"
+    assert reserve_unique(tmp_path, "a.txt").name == "a (2).txt"
+    assert reserve_unique(tmp_path, "noext").name == "noext"
+    assert reserve_unique(tmp_path, "noext").name == "noext (1)"
+    assert first.read_text() == "keep"
+
+
+# --- client and server --------------------------------------------------------------------------------
+class Session:
+    """A server thread on one end of a socket pair; ``sock`` is the client end."""
+
+    def __init__(self, root: Path, **options) -> None:
+        self.root = root
+        self.server = ObexServer(root, **options)
+        self.sock, self._far = socket.socketpair()
+        self.sock.settimeout(10)
+        self.stored: list = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.stored = self.server.serve(self._far, "test-peer")
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self.error = exc
+        finally:
+            self._far.close()
+
+    def request(self, raw: bytes, response_to: int) -> P.Packet:
+        self.sock.sendall(raw)
+        answer = P.read_packet(self.sock)
+        assert answer is not None
+        return P.parse(answer, response_to=response_to)
+
+    def finish(self) -> list:
+        self.sock.close()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+        return self.stored
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    root = tmp_path / "inbox"
+    root.mkdir()
+    return root
+
+
+def everything_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def test_push_stores_the_file_verified_with_its_own_name(inbox):
+    session = Session(inbox)
+    data = os.urandom(150_000)
+    seen = []
+    with ObexClient(session.sock) as client:
+        result = client.put_bytes("report.pdf", data, progress=lambda sent, total: seen.append((sent, total)))
+    stored = session.finish()
+    assert result.verified is True and result.size == len(data) and result.code == P.SUCCESS
+    assert (inbox / "report.pdf").read_bytes() == data
+    assert [(f.name, f.size, f.peer, f.verified) for f in stored] == [("report.pdf", len(data), "test-peer", True)]
+    assert seen[0] == (0, len(data)) and seen[-1] == (len(data), len(data))
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_push_without_the_digest_header_is_stored_unverified(inbox):
+    session = Session(inbox)
+    with ObexClient(session.sock) as client:
+        result = client.put_bytes("plain.txt", b"hello", digest=False)
+        empty = client.put_bytes("empty.txt", b"")
+    session.finish()
+    assert result.verified is None and (inbox / "plain.txt").read_bytes() == b"hello"
+    assert empty.verified is True and (inbox / "empty.txt").read_bytes() == b""
+
+
+def test_hostile_names_land_inside_the_inbox_and_never_overwrite(tmp_path, inbox):
+    (inbox / "passwd").write_text("mine")
+    session = Session(inbox)
+    names = ["../../outside.txt", "/tmp/abs.txt", "..\\..\\win.txt", "passwd", "passwd", "CON", "\x00", "..",
+             ".irsock-incoming-x.part"]
+    with ObexClient(session.sock) as client:
+        for index, name in enumerate(names):
+            client.put_bytes(name, f"file {index}".encode())
+    stored = session.finish()
+    assert everything_under(tmp_path) == ["inbox", *(f"inbox/{n}" for n in sorted(
+        ["outside.txt", "abs.txt", "win.txt", "passwd", "passwd (1)", "passwd (2)", "_CON", "_", "received.bin",
+         "irsock-incoming-x.part"]))]
+    assert (inbox / "passwd").read_text() == "mine"
+    assert [f.name for f in stored][:5] == ["outside.txt", "abs.txt", "win.txt", "passwd (1)", "passwd (2)"]
+
+
+def test_small_peer_packets_split_the_push(inbox, monkeypatch):
+    monkeypatch.setattr(server_module, "SERVER_MTU", 255)
+    session = Session(inbox)
+    data = os.urandom(5000)
+    with ObexClient(session.sock) as client:
+        assert client.peer_mtu == 255
+        client.put_bytes("split.bin", data)
+    session.finish()
+    assert (inbox / "split.bin").read_bytes() == data
+
+
+def test_declared_size_over_the_limit_is_refused_with_entity_too_large(inbox):
+    session = Session(inbox, max_size=1000)
+    with ObexClient(session.sock) as client:
+        with pytest.raises(ObexResponseError) as refused:
+            client.put_bytes("big.bin", bytes(5000))
+        assert refused.value.code == P.ENTITY_TOO_LARGE
+        assert "limit of 1000 bytes" in str(refused.value)
+        client.put_bytes("small.bin", bytes(100))  # the session goes on
+    session.finish()
+    assert everything_under(inbox) == ["small.bin"]
+
+
+def test_undeclared_size_over_the_limit_is_refused_midway(inbox):
+    session = Session(inbox, max_size=1000)
+    session.request(P.build(P.CONNECT, connect=(0x10, 0, 0xFFFF)), P.CONNECT)
+    answer = session.request(P.build(P.PUT, [(P.H_NAME, "sneaky.bin"), (P.H_BODY, bytes(800))]), P.PUT)
+    assert answer.code == P.CONTINUE
+    answer = session.request(P.build(P.PUT, [(P.H_BODY, bytes(800))]), P.PUT)
+    assert answer.code == P.ENTITY_TOO_LARGE
+    session.finish()
+    assert everything_under(inbox) == []
+
+
+def test_digest_mismatch_refuses_the_file(inbox):
+    session = Session(inbox)
+    session.request(P.build(P.CONNECT, connect=(0x10, 0, 0xFFFF)), P.CONNECT)
+    wrong = hashlib.sha256(b"something else").digest()
+    answer = session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "x.bin"), (P.H_LENGTH, 4),
+                                                       (P.H_IRSOCK_SHA256, wrong), (P.H_END_OF_BODY, b"data")]), P.PUT)
+    assert answer.code == P.NOT_ACCEPTABLE and "SHA-256" in answer.get(P.H_DESCRIPTION)
+    session.finish()
+    assert everything_under(inbox) == []
+
+
+def test_length_mismatch_refuses_the_file(inbox):
+    session = Session(inbox)
+    answer = session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "x.bin"), (P.H_LENGTH, 10),
+                                                       (P.H_END_OF_BODY, b"data")]), P.PUT)
+    assert answer.code == P.BAD_REQUEST and "Length" in answer.get(P.H_DESCRIPTION)
+    session.finish()
+    assert everything_under(inbox) == []
+
+
+def test_final_put_with_body_and_no_end_of_body_is_stored(inbox):
+    """OpenOBEX's obex_tcp ends a push with a Body header, not End-of-Body."""
+    session = Session(inbox)
+    answer = session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "o.txt"), (P.H_BODY, b"openobex")]), P.PUT)
+    assert answer.code == P.SUCCESS
+    session.finish()
+    assert (inbox / "o.txt").read_bytes() == b"openobex"
+
+
+@pytest.mark.parametrize("ending", ["cut", "abort", "disconnect"])
+def test_an_unfinished_push_leaves_no_file(inbox, ending):
+    session = Session(inbox)
+    session.request(P.build(P.CONNECT, connect=(0x10, 0, 0xFFFF)), P.CONNECT)
+    answer = session.request(P.build(P.PUT, [(P.H_NAME, "half.bin"), (P.H_LENGTH, 100_000),
+                                             (P.H_BODY, bytes(30_000))]), P.PUT)
+    assert answer.code == P.CONTINUE
+    assert [p.name.startswith(".irsock-incoming-") for p in inbox.iterdir()] == [True]
+    if ending == "cut":
+        session.sock.sendall(P.build(P.PUT, [(P.H_BODY, bytes(1000))])[:500])
+    elif ending == "abort":
+        assert session.request(P.build(P.ABORT), P.ABORT).code == P.SUCCESS
+    else:
+        assert session.request(P.build(P.DISCONNECT), P.DISCONNECT).code == P.SUCCESS
+    assert session.finish() == []
+    assert session.error is None
+    assert everything_under(inbox) == []
+
+
+def test_malformed_and_unknown_requests_get_error_codes_and_the_session_goes_on(inbox):
+    session = Session(inbox)
+    bad = P.build(P.PUT | P.FINAL, raw_headers=b"\x01\x00\x06abc")
+    assert session.request(bad, P.PUT).code == P.BAD_REQUEST
+    assert session.request(P.build(0x17), 0x17).code == P.NOT_IMPLEMENTED
+    assert session.request(P.build(P.GET | P.FINAL), P.GET).code == P.BAD_REQUEST
+    assert session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "ok.txt"), (P.H_END_OF_BODY, b"1")]),
+                           P.PUT).code == P.SUCCESS
+    session.finish()
+    assert everything_under(inbox) == ["ok.txt"]
+
+
+def test_a_stream_out_of_step_ends_the_session_quietly(inbox):
+    session = Session(inbox)
+    session.sock.sendall(b"\x02\x00\x01garbage")
+    try:
+        assert session.sock.recv(10) == b""  # the server hung up
+    except ConnectionResetError:
+        pass  # hung up with our garbage unread
+    assert session.finish() == [] and session.error is None
+
+
+def test_unknown_target_is_refused_with_service_unavailable(inbox):
+    session = Session(inbox)
+    with pytest.raises(ObexResponseError) as refused:
+        ObexClient(session.sock, target=bytes(16)).connect()
+    assert refused.value.code == P.SERVICE_UNAVAILABLE
+    session.finish()
+
+
+def test_client_accepts_a_connect_refusal_without_the_fixed_fields():
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(P.build(P.FORBIDDEN))
+        with pytest.raises(ObexResponseError) as refused:
+            ObexClient(a).connect()
+        assert refused.value.code == P.FORBIDDEN
+
+
+def test_folder_browsing(inbox):
+    (inbox / "a.txt").write_text("alpha")
+    (inbox / "docs").mkdir()
+    session = Session(inbox)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        assert client.who == FBS_UUID and client.connection_id is not None
+        listing = client.listing()
+        assert '<file name="a.txt" size="5"' in listing and '<folder name="docs"' in listing
+        assert "parent-folder" not in listing
+        assert client.get("a.txt") == b"alpha"
+        client.setpath("docs")
+        client.put_bytes("inner.txt", b"inside")
+        assert "parent-folder" in client.listing() and 'name="inner.txt"' in client.listing()
+        client.setpath("new")  # created
+        client.setpath(up=True)
+        with pytest.raises(ObexResponseError) as missing:
+            client.setpath("absent", create=False)
+        assert missing.value.code == P.NOT_FOUND
+        client.delete("new")
+        client.setpath()  # back to the root
+        with pytest.raises(ObexResponseError) as up:
+            client.setpath(up=True)
+        assert up.value.code == P.NOT_FOUND
+        with pytest.raises(ObexResponseError) as nonempty:
+            client.delete("docs")
+        assert nonempty.value.code == P.PRECONDITION_FAILED
+        client.delete("a.txt")
+    session.finish()
+    assert everything_under(inbox) == ["docs", "docs/inner.txt"]
+
+
+def test_large_get_is_split_to_the_clients_packet_size(inbox):
+    data = os.urandom(20_000)
+    (inbox / "big.bin").write_bytes(data)
+    session = Session(inbox)
+    with ObexClient(session.sock, mtu=255, target=FBS_UUID) as client:
+        assert client.get("big.bin") == data
+    session.finish()
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/passwd", "link", ".irsock-incoming-1.part", "a/b"])
+def test_browsing_never_leaves_the_inbox(tmp_path, inbox, name):
+    (tmp_path / "outside.txt").write_text("secret")
+    (inbox / "link").symlink_to(tmp_path / "outside.txt")
+    session = Session(inbox)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        with pytest.raises(ObexResponseError) as refused:
+            client.get(name)
+        assert refused.value.code in (P.FORBIDDEN, P.BAD_REQUEST)
+        with pytest.raises(ObexResponseError):
+            client.delete(name)
+        with pytest.raises(ObexResponseError):
+            client.setpath(name)
+        assert "link" not in client.listing()
+    session.finish()
+    assert (tmp_path / "outside.txt").read_text() == "secret"
+
+
+def test_an_inbox_without_browsing_only_takes_files(inbox):
+    (inbox / "private.txt").write_text("no")
+    session = Session(inbox, browse=False)
+    with ObexClient(session.sock) as client:
+        for attempt in (client.listing, lambda: client.get("private.txt"), lambda: client.delete("private.txt"),
+                        lambda: client.setpath("x")):
+            with pytest.raises(ObexResponseError) as refused:
+                attempt()
+            assert refused.value.code == P.FORBIDDEN
+        client.put_bytes("in.txt", b"yes")
+    session.finish()
+    assert everything_under(inbox) == ["in.txt", "private.txt"]
+
+
+def test_a_full_disk_is_answered_with_database_full(inbox, monkeypatch):
+    import errno as errno_module
+
+    real_fdopen = os.fdopen
+
+    class FullFile:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, data):
+            raise OSError(errno_module.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.stream.close()
+
+    monkeypatch.setattr(server_module.os, "fdopen", lambda fd, mode: FullFile(real_fdopen(fd, mode)))
+    session = Session(inbox)
+    with ObexClient(session.sock) as client:
+        with pytest.raises(ObexResponseError) as refused:
+            client.put_bytes("x.bin", bytes(100))
+    session.finish()
+    assert refused.value.code == P.DATABASE_FULL and "No space left" in str(refused.value)
+    assert everything_under(inbox) == []
+
+
+def test_client_reports_a_peer_that_hangs_up():
+    a, b = socket.socketpair()
+    with a, b:
+        b.close()
+        with pytest.raises((ObexError, OSError)):
+            ObexClient(a).connect()
+
+
+def test_client_refuses_a_connect_answer_without_packet_length():
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(struct.pack(">BH", P.SUCCESS, 3))
+        with pytest.raises(ObexError, match="without version"):
+            ObexClient(a).connect()
