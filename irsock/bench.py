@@ -123,10 +123,14 @@ def _push(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int) -> 
         received: list = []
         inbox_thread: list[int] = []
         stop = threading.Event()
+        measured = threading.Event()  # the inbox thread lives on until its CPU time has been read
 
         def inbox_loop() -> None:
             inbox_thread.append(threading.get_native_id())
-            received.extend(serve(listener, inbox, once=True, stop=stop.is_set))
+            try:
+                received.extend(serve(listener, inbox, once=True, stop=stop.is_set))
+            finally:
+                measured.wait(30)
 
         thread = threading.Thread(target=inbox_loop, name="bench inbox", daemon=True)
         thread.start()
@@ -141,10 +145,12 @@ def _push(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int) -> 
                     summary = push_files(sock, [source], rate=line_rate(sender), out=quiet, tty=False)
                 cpu_tx_end, cpu_rx_end = thread_cpu(tx_threads), thread_cpu(rx_threads)
                 cpu_all_end = time.process_time()
+                measured.set()
                 qos = {"qos_a": qos_dict(sender), "qos_b": qos_dict(receiver)}
             thread.join(30)
         finally:
             stop.set()
+            measured.set()
             listener.close()
         intact = bool(received) and hashlib.sha256(received[0].path.read_bytes()).digest() == \
             hashlib.sha256(source.read_bytes()).digest()
