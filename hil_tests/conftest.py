@@ -205,14 +205,16 @@ def _micropython() -> str:
 def rig(request: pytest.FixtureRequest):
     """A fresh rig per scenario (on the emulator a fresh medium, so faults never leak between tests)."""
     built, teardown = _build_rig(request.config)
-    request.config.stash[_RIG_SEEN] = built
+    if _RIG_SEEN not in request.config.stash:  # as built, before any scenario changed it (rfc2217 does)
+        request.config.stash[_RIG_SEEN] = (built.label(), built.describe())
     yield built
     built.close_interfaces()
     teardown()
 
 
 # --- the report --------------------------------------------------------------------------------------------
-_RIG_SEEN = pytest.StashKey[Rig]()
+_RIG_SEEN = pytest.StashKey[tuple]()  # (label, description) of the first rig of the session
+_STARTED = pytest.StashKey[str]()
 _MEASUREMENTS = pytest.StashKey[list]()
 _COLLECTOR = pytest.StashKey[Any]()
 
@@ -242,18 +244,23 @@ def _scenario_of(item: pytest.Item) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(name): the rig-report section a test belongs to")
     config.stash[_COLLECTOR] = []  # RigRecord fields as dicts; the report module is loaded only to write
+    config.stash[_STARTED] = datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+    if report.when == "call" or (report.when in ("setup", "teardown") and report.outcome == "failed") or (
+            report.when == "setup" and report.skipped):
         message = ""
         if report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])
         elif report.failed:
             message = str(call.excinfo.value) if call.excinfo else "failed"
         measurements = item.stash.get(_MEASUREMENTS, []) or [(_scenario_of(item), {}, {}, "")]
+        if report.when == "teardown":  # an extra row: the call's row already holds the measurements
+            measurements = [(measurements[0][0], {}, {}, "")]
+            message = f"teardown failed: {message}"
         collector = item.config.stash[_COLLECTOR]
         for scenario, params, metrics, note in measurements:
             collector.append({"scenario": scenario, "test": item.nodeid, "outcome": report.outcome,
@@ -268,12 +275,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from hil_tests.report import RigRecord, RigRun, write_report
 
-    rig = session.config.stash.get(_RIG_SEEN, None)
-    if rig is None:
+    seen = session.config.stash.get(_RIG_SEEN, None)
+    if seen is None:
         rig, teardown = _build_rig(session.config)
+        seen = (rig.label(), rig.describe())
         teardown()
-    label = session.config.getoption("--rig-label") or rig.label()
-    run = RigRun(label=label, rig=rig.describe(), records=[RigRecord(**r) for r in session.config.stash[_COLLECTOR]])
+    label = session.config.getoption("--rig-label") or seen[0]
+    described = {**seen[1], "started": session.config.stash[_STARTED]}
+    run = RigRun(label=label, rig=described, records=[RigRecord(**r) for r in session.config.stash[_COLLECTOR]])
     json_path, html_path = write_report(run, Path(out))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
