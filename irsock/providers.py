@@ -14,6 +14,7 @@ import errno
 import logging
 import socket as _socket
 import ssl
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,16 @@ class TcpImpl:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
+
+    def unsent(self) -> int:
+        """Bytes in the kernel's send queue not yet acknowledged (Linux SIOCOUTQ; 0 elsewhere)."""
+        try:
+            import fcntl
+            import termios
+
+            return struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        except (ImportError, OSError, AttributeError):
+            return 0
 
     def accept(self) -> tuple[TcpImpl, Any]:
         child, address = self.sock.accept()

@@ -493,6 +493,33 @@ class IrdaSocketImpl:
         if not self._call(do):
             raise reset(f"the connection broke: {self.error or 'the link was lost'}")
 
+    def unsent(self) -> int:
+        """Bytes given to send() that the peer has not yet acknowledged (TinyTP, IrLMP and IrLAP queues).
+
+        The IrLAP part is the link's, shared by every connection on it. A progress display subtracts this
+        from what it handed over, so that it shows what crossed the air, not what filled the buffers.
+        """
+        conn = self.conn
+        if conn is None:
+            return 0
+
+        headers = 2 if self.raw else 3  # IrLMP's 2 bytes, TinyTP's 1: not the user's bytes
+
+        def count(stack, _now) -> int:
+            total = 0
+            connection = stack.connections.get(conn)
+            if connection is not None:
+                total += sum(len(segment) for segment, _more in connection.tx_segments)
+            lmp_conn = stack.lmp.connections.get(conn)
+            station = stack.lmp.station
+            pdus = [*(lmp_conn.queue if lmp_conn is not None else ()), *station._queue, *station._unacked]
+            return total + sum(max(0, len(pdu) - headers) for pdu in pdus)
+
+        try:
+            return self._call(count)
+        except OSError:
+            return 0
+
     def _room(self, conn) -> int:
         """Room in the send buffer (read without the engine lock: an estimate refreshed by events)."""
         stack = self.iface.runtime.stack
@@ -792,6 +819,11 @@ class socket:  # noqa: N801 - the name of the API it mirrors
         data = self.recv(nbytes or len(view))
         view[: len(data)] = data
         return len(data)
+
+    def unsent(self) -> int:
+        """Bytes sent but not yet acknowledged by the peer (0 where the provider cannot tell)."""
+        method = getattr(self._impl, "unsent", None)
+        return method() if callable(method) else 0
 
     def shutdown(self, how: int) -> None:
         self._impl.shutdown(how)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket as _socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -206,6 +207,58 @@ def connect_obex(sock: irsock.socket, address: int, log: Callable[[str], None] =
 
 
 # --- pushing ---------------------------------------------------------------------------------------------
+class _DeliveredProgress:
+    """Feeds a ProgressBar with the bytes that reached the peer, not the bytes handed to the socket.
+
+    The stack's queues (TinyTP send buffer, IrLMP, the IrLAP window) take the first 10-20 kB at once;
+    counting those as sent would show megabytes per second at the start and a stall at the end. So the
+    display shows ``handed over - sock.unsent()``, refreshed by a ticker while the queues drain.
+    ``on_progress`` still gets the bytes handed over, in the sending thread.
+    """
+
+    TICK_S = 0.25
+
+    def __init__(self, sock: Any, bar: ProgressBar, on_progress: Callable[[int], None] | None) -> None:
+        self.sock = sock
+        self.bar = bar
+        self.on_progress = on_progress
+        self.handed = 0
+        self.shown = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+
+    def __enter__(self) -> _DeliveredProgress:
+        self.ticker.start()
+        return self
+
+    def __call__(self, sent: int, total: int | None = None) -> None:
+        with self.lock:
+            self.handed = sent
+            self._refresh()
+        if self.on_progress is not None:
+            self.on_progress(sent)
+
+    def _refresh(self) -> None:
+        unsent = getattr(self.sock, "unsent", None)
+        waiting = unsent() if callable(unsent) else 0
+        self.shown = max(self.shown, self.handed - waiting)  # never backwards (retransmissions re-queue)
+        self.bar(self.shown)
+
+    def _tick(self) -> None:
+        while not self.done.wait(self.TICK_S):
+            with self.lock:
+                if self.handed:
+                    self._refresh()
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        self.done.set()
+        self.ticker.join()
+        if exc_type is None:
+            self.bar(self.bar.total)  # the final response came: everything arrived
+        self.bar.finish()
+
+
 def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: TextIO | None = None,
                tty: bool | None = None, digest: bool = True,
                on_progress: Callable[[int], None] | None = None) -> Summary:
@@ -222,14 +275,8 @@ def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: Tex
     results = []
     for path in paths:
         bar = ProgressBar(path.name, path.stat().st_size, out, tty=tty)
-
-        def progress(sent: int, total: int | None = None, bar: ProgressBar = bar) -> None:
-            bar(sent, total)
-            if on_progress is not None:
-                on_progress(sent)
-
-        result = client.put_file(path, progress=progress, digest=digest)
-        bar.finish()
+        with _DeliveredProgress(sock, bar, on_progress) as progress:
+            result = client.put_file(path, progress=progress, digest=digest)
         results.append(result)
     seconds = time.monotonic() - started
     client.disconnect()

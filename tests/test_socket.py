@@ -7,6 +7,7 @@ import selectors
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -90,6 +91,32 @@ def test_one_megabyte_both_ways(endpoints):
         client.connect(address)
         assert exchange(client, payload) == payload
         client.shutdown(2)
+
+
+def test_unsent_counts_what_the_peer_has_not_acknowledged(endpoints):
+    make_client, server, address = endpoints
+    with make_client() as client:
+        client.settimeout(10)
+        client.connect(address)
+        conn, _peer = server.accept()
+        with conn:
+            assert client.unsent() == 0
+            client.setblocking(False)
+            handed = 0
+            try:
+                while handed < 64 << 20:
+                    handed += client.send(bytes(65536))
+            except BlockingIOError:
+                pass  # the queues are full: the peer does not read
+            assert 0 < client.unsent() <= handed
+            conn.settimeout(10)
+            received = 0
+            while received < handed:
+                received += len(conn.recv(1 << 20))
+            deadline = time.monotonic() + 10
+            while client.unsent() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert client.unsent() == 0
 
 
 def test_select_selectors_and_nonblocking(endpoints):

@@ -54,6 +54,37 @@ def test_progress_bar_redraws_on_a_terminal_with_rate_and_eta():
     assert out.getvalue().endswith("\n")
 
 
+def test_progress_shows_what_reached_the_peer_not_what_filled_the_buffers():
+    class QueueingSocket:
+        waiting = 0
+
+        def unsent(self) -> int:
+            return self.waiting
+
+    sock, shown, handed = QueueingSocket(), [], []
+
+    class Recorder(transfer.ProgressBar):
+        def __call__(self, sent, total=None):
+            shown.append(sent)
+
+    bar = Recorder("f.bin", 50_000, io.StringIO(), tty=False)
+    with transfer._DeliveredProgress(sock, bar, handed.append) as progress:
+        sock.waiting = 20_000
+        progress(20_000, 50_000)  # all still in the queues
+        sock.waiting = 25_000
+        progress(40_000, 50_000)
+        sock.waiting = 30_000  # a retransmission re-queued: the display does not go back
+        progress(40_000, 50_000)
+        sock.waiting = 10_000
+        progress(50_000, 50_000)
+        sock.waiting = 0
+        deadline = time.monotonic() + 5
+        while shown[-1] != 50_000 and time.monotonic() < deadline:  # the ticker drains the tail
+            time.sleep(0.05)
+    assert list(dict.fromkeys(shown)) == [0, 15_000, 40_000, 50_000]  # the ticker may repeat a value
+    assert shown == sorted(shown) and handed == [20_000, 40_000, 40_000, 50_000]
+
+
 def test_summary_reports_efficiency_against_the_line_rate():
     summary = transfer.Summary(files=1, bytes=100_000, seconds=10.0, line_rate=11520.0, verified=1)
     assert summary.efficiency == pytest.approx(100_000 / 10 / 11520)
