@@ -480,11 +480,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     with _transfer_errors():
         files = transfer.check_files(args.files)
         if args.tcp:
-            host, port = transfer.tcp_address(args.tcp)
-            with irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM) as sock:
-                sock.settimeout(args.timeout)
-                sock.connect((host, port))
-                say(f"connected to OBEX on {host}:{port}")
+            with transfer.connect_tcp(args.tcp, args.timeout) as sock:
+                say(f"connected to {args.tcp} over TCP")
                 summary = transfer.push_files(sock, files, rate=None, out=out, digest=not args.no_digest)
         else:
             iface = _attach(args)

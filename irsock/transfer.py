@@ -317,10 +317,7 @@ def obex_listener(iface: irsock.Interface) -> irsock.socket:
 def tcp_listener(spec: str) -> irsock.socket:
     """A TCP listener for ``[HOST:]PORT`` (default host: every address, default port 650)."""
     host, _, port_text = spec.rpartition(":") if ":" in spec else ("", "", spec)
-    try:
-        port = int(port_text) if port_text else OBEX_TCP_PORT
-    except ValueError:
-        raise TransferError(f"{spec!r}: expected [HOST:]PORT") from None
+    port = _tcp_port(port_text, spec, "[HOST:]PORT")
     listener = irsock.socket(C.AF_INET, C.SOCK_STREAM)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     try:
@@ -333,12 +330,52 @@ def tcp_listener(spec: str) -> irsock.socket:
     return listener
 
 
-def tcp_address(spec: str) -> tuple[str, int]:
-    host, _, port_text = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+def _tcp_port(text: str, spec: str, form: str) -> int:
+    """The port in ``text`` (empty: OBEX's 650), or a TransferError naming the expected form."""
     try:
-        return host, int(port_text) if port_text else OBEX_TCP_PORT
+        port = int(text) if text else OBEX_TCP_PORT
     except ValueError:
-        raise TransferError(f"{spec!r}: expected HOST[:PORT]") from None
+        port = -1
+    if not 0 <= port <= 65535:
+        raise TransferError(f"{spec!r}: expected {form} with a port from 0 to 65535")
+    return port
+
+
+def tcp_address(spec: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (or ``[IPv6]:PORT``) -> (host, port), port 650 by default."""
+    if spec.startswith("[") and "]" in spec:
+        host, _, rest = spec[1:].partition("]")
+        return host, _tcp_port(rest.removeprefix(":"), spec, "HOST[:PORT]")
+    host, _, port_text = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+    if not host:
+        raise TransferError(f"{spec!r}: expected HOST[:PORT]")
+    return host, _tcp_port(port_text, spec, "HOST[:PORT]")
+
+
+def connect_tcp(spec: str, timeout: float | None) -> irsock.socket:
+    """A TCP connection to the OBEX server at ``HOST[:PORT]``; failures say where and what to check."""
+    host, port = tcp_address(spec)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        candidates = _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM)
+    except _socket.gaierror as exc:
+        raise TransferError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+    failure = ""
+    for family, _type, _proto, _name, address in candidates:
+        sock = irsock.socket(family, C.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            return sock
+        except ConnectionRefusedError:
+            failure = (f"{where} refused the connection: no OBEX server listens there (OBEX over TCP uses "
+                       f"port {OBEX_TCP_PORT}; irda receive --tcp-listen PORT serves another)")
+        except TimeoutError:
+            failure = f"{where} did not answer within {timeout} s"
+        except OSError as exc:
+            failure = f"cannot connect to {where}: {exc.strerror or exc}"
+        sock.close()
+    raise TransferError(failure or f"{host!r} has no address")
 
 
 def describe_received(received: ReceivedFile) -> str:

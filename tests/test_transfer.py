@@ -221,11 +221,39 @@ def test_cli_errors_are_one_line(tmp_path):
     payload = tmp_path / "a.txt"
     payload.write_text("x")
     result = run_cli(["send", str(payload), "--tcp", "127.0.0.1:9"])
-    assert result.returncode == 1 and result.stderr.startswith("irda: ") and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("irda: 127.0.0.1:9 refused the connection")
+    assert "port 650" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(["send", str(payload), "--tcp", "nosuchhost.invalid"])
+    assert result.returncode == 1 and "cannot resolve 'nosuchhost.invalid'" in result.stderr
+    result = run_cli(["receive", "--tcp-listen", "127.0.0.1:99999"])
+    assert result.returncode == 1 and "port from 0 to 65535" in result.stderr and "Traceback" not in result.stderr
     result = run_cli(["receive", "--dir", str(tmp_path / "nowhere")])
     assert result.returncode == 1 and "no such directory" in result.stderr
     result = run_cli(["receive", "--max-size", "lots"])
     assert result.returncode == 2 and "not a size" in result.stderr
+
+
+def test_send_to_a_tcp_server_that_is_not_obex(tmp_path):
+    listener = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def http_server():
+        conn, _address = listener.accept()
+        with conn:
+            conn.recv(1000)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=http_server, daemon=True)
+    thread.start()
+    payload = tmp_path / "a.txt"
+    payload.write_text("x")
+    port = listener.getsockname()[1]
+    result = run_cli(["send", str(payload), "--tcp", f"127.0.0.1:{port}"])
+    thread.join(10)
+    listener.close()
+    assert result.returncode == 1 and "does not answer CONNECT in OBEX" in result.stderr
+    assert "is it an OBEX server?" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_send_on_the_builtin_emulator_explains_there_is_no_obex_device(tmp_path):

@@ -88,7 +88,11 @@ class ObexClient:
     def connect(self) -> None:
         headers = [(P.H_TARGET, self.target)] if self.target else []
         self._send(P.build(P.CONNECT, headers, connect=(P.OBEX_VERSION, 0, self.mtu)))
-        response = self._check(self._receive(P.CONNECT), "CONNECT")
+        try:
+            answer = self._receive(P.CONNECT)
+        except ObexError as exc:
+            raise ObexError(f"the peer does not answer CONNECT in OBEX ({exc}): is it an OBEX server?") from None
+        response = self._check(answer, "CONNECT")
         if response.max_packet is None:
             raise ObexError("CONNECT response without a maximum packet length")
         self.peer_mtu = max(P.MIN_PACKET, min(response.max_packet, P.MAX_PACKET))
