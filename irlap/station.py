@@ -20,7 +20,8 @@ its reply timers from there, so a driver that sends promptly needs to report not
 
 Design choices (IrLAP 1.1 where the reference is clear, the Linux stack's behaviour otherwise):
 go-back-N recovery driven by the primary's RR polls (received REJ and SREJ are honoured, never
-sent); the F timer is the peer's max turnaround, the idle poll timer our own; N1/N2 from the
+sent); the F timer is the peer's max turnaround, the idle poll timer starts at 10 ms and doubles up to
+our own max turnaround (fast polls while a peer may be about to answer); N1/N2 from the
 negotiated link-disconnect time; discovery slots of 90 ms started when the XID is sent.
 """
 
@@ -48,6 +49,7 @@ MEDIA_BUSY_AFTER_DISCOVERY = 0.100
 F_TIMEOUT_NDM = 0.500
 F_EXTENSION = 0.300  # once, while a frame is arriving
 N3 = 3
+FAST_POLL = 0.010  # the first idle poll of the primary (doubling up to its max turnaround time)
 BACKOFF = (0.020, 0.050)
 LOG_EXPIRY = 6.0
 DISCOVERY_SLOTS = (1, 6, 8, 16)
@@ -280,6 +282,7 @@ class Station:
         self._retries = 0
         self._degraded_sent = False
         self._received_this_turn = False
+        self._idle_polls = 0  # idle P-timer waits in a row: the next one is twice as long
         self._close_requested = False
         self._frmr: F.FRMR | None = None
         self._f_extended = False
@@ -804,6 +807,7 @@ class Station:
             self.vr = (self.vr + 1) % 8
             self.stats.bytes_delivered += len(frame.info)
             self._received_this_turn = True
+            self._idle_polls = 0
             if frame.info:
                 self._events.append(Data(frame.info))
 
@@ -882,6 +886,7 @@ class Station:
             return
         has_data = bool(self._queue or self._srej) and not self._remote_busy
         if has_data:
+            self._idle_polls = 0
             end = self._send_window(now, final=True)
             self._token = False
             self._start("f", end + self._f_timeout())
@@ -890,7 +895,19 @@ class Station:
             self._send_supervisory(now, poll=True)
             return
         assert self.params is not None
-        self._start("p", now + self.params.tx_max_turnaround_ms / 1000)
+        self._start("p", now + self._idle_poll_delay())
+
+    def _idle_poll_delay(self) -> float:
+        """How long the idle primary keeps the token before polling again.
+
+        A peer that just received a request is usually about to answer it (an OBEX or IAS response), and
+        it can only speak when polled; so the first idle polls come quickly and the wait doubles up to our
+        max turnaround time, where an idle link settles. Data in either direction starts over.
+        """
+        assert self.params is not None
+        delay = min(self.params.tx_max_turnaround_ms / 1000, FAST_POLL * 2 ** min(self._idle_polls, 16))
+        self._idle_polls += 1
+        return delay
 
     def _on_primary_frame(self, frame: F.Frame, now: float) -> None:
         if frame.command:

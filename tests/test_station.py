@@ -314,6 +314,44 @@ def test_window_of_i_frames_with_poll_on_the_last():
     assert third.ns == 2 and third.info == b"c" and third.poll_final
 
 
+def test_idle_primary_polls_quickly_then_backs_off_to_its_max_turnaround():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)  # the first poll, answered: A holds the token
+    [rr] = frames_out(s)
+    p.receive(rr.to_bytes(), now=now)
+    frames_out(p)  # the turn: nothing to send, so A idles on its P timer
+
+    def next_idle_wait(now, secondary_data=b""):
+        """Let the P timer expire: A polls, B answers (with data if given); how long A idles next."""
+        now = p.next_deadline()
+        p.handle_timer(now)
+        [poll] = frames_out(p)
+        assert isinstance(poll, F.RR) and poll.poll_final
+        if secondary_data:
+            s.send(secondary_data, now=now)
+        s.receive(poll.to_bytes(), now=now)
+        answers = frames_out(s)
+        for frame in answers:
+            p.receive(frame.to_bytes(), now=now)
+        if secondary_data:  # data in the answer: A polls again at once, B has nothing more
+            [again] = frames_out(p)
+            s.receive(again.to_bytes(), now=now)
+            for frame in frames_out(s):
+                p.receive(frame.to_bytes(), now=now)
+        assert frames_out(p) == []
+        return round(p.next_deadline() - now, 4), now
+
+    waits = [round(p.next_deadline() - now, 4)]
+    for _ in range(7):
+        wait, now = next_idle_wait(now)
+        waits.append(wait)
+    # quick polls while B may be about to answer, then our max turnaround time (500 ms), where idle settles
+    assert waits == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
+    wait, now = next_idle_wait(now, b"response")
+    assert [e.data for e in p.take_events() if isinstance(e, Data)] == [b"response"]
+    assert wait == 0.01  # data flowed: quick polls again
+
+
 def test_secondary_sends_its_data_when_polled():
     p, s, now = connect_pair()
     s.send(b"from secondary", now=now)
