@@ -6,6 +6,7 @@ the rig report through ``bench.record``.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import threading
@@ -262,6 +263,9 @@ def test_unplug_mid_transfer(rig, bench):
     assert outcome.error is not None
     assert a.failure and rig.a.port in a.failure, a.failure
     assert outcome.stored == [] and outcome.inbox_files == []
+    with pytest.raises(OSError) as down:  # what every later socket call on A gets: ENETDOWN and the reason
+        a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM).getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+    assert down.value.errno == errno.ENETDOWN and "unplugged" in str(down.value)
     bench.record("unplug", {"after_bytes": 10_000}, {"error": outcome.error, "port_failure": a.failure})
 
 

@@ -64,6 +64,9 @@ class Interface:
     def call(self, fn: Callable[[Any, float], Any], timeout: float | None = 10.0) -> Any:
         if self.closed:
             raise IrSockNetDown("the IrDA interface is closed (irsock.attach() brings one up)")
+        if not self.runtime.running:  # the port failed (unplugged): every socket call says so, as an OSError
+            failure = self.runtime.failure
+            raise IrSockNetDown(f"the link on {self.runtime.url} is down" + (f": {failure}" if failure else ""))
         return self.runtime.call(fn, timeout)
 
     # --- discovery --------------------------------------------------------------------------------

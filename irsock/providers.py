@@ -15,6 +15,7 @@ import logging
 import socket as _socket
 import ssl
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -232,6 +233,8 @@ class TlsImpl:
         self.outgoing = ssl.MemoryBIO()
         self.tls: ssl.SSLObject | None = None
         self._eof = False
+        self._tls_lock = threading.Lock()
+        self._send_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.lower, name)
@@ -241,29 +244,58 @@ class TlsImpl:
                                          server_hostname=self.server_hostname)
         self._run(self.tls.do_handshake)
 
+    def _attempt(self, operation: Callable[[], Any]) -> tuple[bool, Any]:
+        """One try of a TLS operation: (done, result); done is False when TLS needs more bytes from the peer.
+
+        A reader and a writer thread may share the connection (full duplex), and the SSL object is not
+        safe for concurrent use: every TLS call runs under ``_tls_lock``, and what it produced is taken
+        from the outgoing BIO and sent under ``_send_lock``, acquired before ``_tls_lock`` is let go, so
+        that records reach the wire in the order TLS made them. No lock is held while waiting for the peer.
+        """
+        error: Exception | None = None
+        done, result = True, None
+        with self._tls_lock:
+            try:
+                result = operation()
+            except ssl.SSLWantReadError:
+                done = False
+            except Exception as exc:  # noqa: BLE001 - raised below, after the alert it may have produced is sent
+                error = exc
+            pending = self.outgoing.read()
+            if pending:
+                self._send_lock.acquire()
+        if pending:
+            try:
+                view = memoryview(pending)
+                while view:
+                    view = view[self.lower.send(view):]
+            finally:
+                self._send_lock.release()
+        if error is not None:
+            raise error
+        return done, result
+
     def _flush(self) -> None:
-        data = self.outgoing.read()
-        view = memoryview(data)
-        while view:
-            view = view[self.lower.send(view):]
+        self._attempt(lambda: None)
 
     def _run(self, operation: Callable[[], Any]) -> Any:
         while True:
-            try:
-                result = operation()
-                self._flush()
+            done, result = self._attempt(operation)
+            if done:
                 return result
-            except ssl.SSLWantReadError:
-                self._flush()
-                data = self.lower.recv(16384)
-                if not data:
+            data = self.lower.recv(16384)
+            with self._tls_lock:
+                if data:
+                    self.incoming.write(data)
+                else:
                     self.incoming.write_eof()
                     self._eof = True
-                    try:
-                        return operation()
-                    except (ssl.SSLWantReadError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                        return b""
-                self.incoming.write(data)
+            if not data:
+                try:
+                    done, result = self._attempt(operation)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    return b""
+                return result if done else b""
 
     def connect(self, address: Any) -> None:
         self.lower.connect(address)
@@ -293,10 +325,9 @@ class TlsImpl:
     def shutdown(self, how: int) -> None:
         if self.tls is not None and how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             try:
-                self.tls.unwrap()
-            except (ssl.SSLWantReadError, ssl.SSLError):
+                self._attempt(self.tls.unwrap)
+            except ssl.SSLError:
                 pass
-            self._flush()
         self.lower.shutdown(how)
 
     def getpeercert(self, binary_form: bool = False) -> Any:

@@ -444,3 +444,39 @@ def test_tls_lsp_over_irda_and_tcp(medium, certificate, family):
         assert client._impl.version().startswith("TLS")
         payload = random.Random(3).randbytes(50_000)
         assert exchange(client, payload) == payload
+
+
+def test_tls_lsp_is_full_duplex(certificate):
+    """A reader and a writer thread on one TLS socket: records must reach the wire in the order TLS made them."""
+    cert, key = certificate
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cert)
+    server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM, provider="TLS", tls_context=server_ctx,
+                           server_side=True)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    echo_server(server)
+    payload = random.Random(4).randbytes(4_000_000)
+    with irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM, provider="TLS", tls_context=client_ctx,
+                       server_hostname="irsock-test") as client:
+        client.settimeout(30)
+        client.connect(server.getsockname())
+        received = bytearray()
+
+        def reader():
+            while len(received) < len(payload):
+                data = client.recv(65536)
+                if not data:
+                    break
+                received.extend(data)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        view = memoryview(payload)
+        for start in range(0, len(payload), 1000):  # many small records, interleaved with the reads
+            client.sendall(view[start:start + 1000])
+        thread.join(60)
+        assert bytes(received) == payload
+    server.close()
