@@ -102,3 +102,38 @@ def test_outage_and_bit_errors():
     a.write(bytes(100))
     assert b.read(200, 1.0) != bytes(100)
     noisy.stop()
+
+
+@pytest.mark.parametrize("keep_extproc", [True, False])
+def test_pty_bridge_follows_the_speed_a_program_sets(keep_extproc):
+    """The light runs at the speed the program chose, also when the program clears EXTPROC (MicroPython does)."""
+    import os
+    import termios
+
+    from irlap.emulator.medium import get_medium
+    from irlap.emulator.pty_bridge import EXTPROC, PtyBridge
+
+    bridge = PtyBridge(f"pty-{uuid.uuid4().hex[:8]}")
+    try:
+        listener = ready(get_medium(bridge.medium.name)[0].attach("plain"), 57600)
+        fd = os.open(bridge.path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            attrs = termios.tcgetattr(fd)
+            attrs[0] = attrs[1] = 0
+            attrs[3] = attrs[3] & EXTPROC if keep_extproc else 0  # raw; EXTPROC kept or cleared
+            attrs[4] = attrs[5] = termios.B9600
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)  # the change that clears EXTPROC is still announced
+            time.sleep(0.1)
+            attrs[4] = attrs[5] = termios.B57600
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)  # this one only with EXTPROC
+            time.sleep(0.1)
+            os.write(fd, b"at 57600 bit/s")
+            received = b""
+            deadline = time.monotonic() + 5
+            while len(received) < 14 and time.monotonic() < deadline:
+                received += listener.read(100, 0.2)
+            assert received == b"at 57600 bit/s"
+        finally:
+            os.close(fd)
+    finally:
+        bridge.close()

@@ -3,9 +3,10 @@
 Each bridge owns a pseudo-terminal pair: a program opens the slave (``/dev/pts/N``) like any
 serial port; the bridge reads the master side and puts the bytes on an ``irsim`` endpoint with a
 plain dongle. Baud-rate changes the program makes through termios are noticed without polling
-(EXTPROC + TIOCPKT on the master: a packet with the 0x40 bit announces a termios change) and the
-endpoint follows, so the emulated light is at the speed the program chose. PTYs have no DTR/RTS,
-which is why only plain dongles can be emulated this way (use ``irsim://`` for the others).
+(EXTPROC + TIOCPKT on the master: a packet with the 0x40 bit announces a termios change; the speed
+is also read before each write, for programs that clear EXTPROC) and the endpoint follows, so the
+emulated light is at the speed the program chose. PTYs have no DTR/RTS, which is why only plain
+dongles can be emulated this way (use ``irsim://`` for the others).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class PtyBridge:
         self.medium, _created = get_medium(medium)
         self.endpoint: Endpoint = self.medium.attach("plain", name=self.path)
         self.endpoint.set_lines(True, True)
+        self._speed = 0
         self._follow_speed()
         self._stop = threading.Event()
         self._threads = [
@@ -52,8 +54,12 @@ class PtyBridge:
             thread.start()
 
     def _follow_speed(self) -> None:
-        speed = _SPEEDS.get(termios.tcgetattr(self.master)[5])
-        if speed:
+        try:
+            speed = _SPEEDS.get(termios.tcgetattr(self.master)[5])
+        except termios.error:
+            return
+        if speed and speed != self._speed:
+            self._speed = speed
             self.endpoint.set_baud(speed)
 
     def _to_medium(self) -> None:
@@ -71,6 +77,8 @@ class PtyBridge:
                 continue
             if packet[0] == 0:
                 if len(packet) > 1:
+                    # a program that clears EXTPROC sends no termios notices: look before every write
+                    self._follow_speed()
                     self.endpoint.write(packet[1:])
             elif packet[0] & TIOCPKT_IOCTL:
                 self._follow_speed()
