@@ -182,6 +182,43 @@ def test_push_stores_the_file_verified_with_its_own_name(inbox):
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
 
 
+def test_the_time_header_dates_the_stored_file(inbox, tmp_path):
+    source = tmp_path / "old.txt"
+    source.write_text("from 2001")
+    os.utime(source, (1_000_000_000, 1_000_000_000))  # 2001-09-09T01:46:40Z
+    session = Session(inbox)
+    client = ObexClient(session.sock)
+    client.connect()
+    client.put_file(source)
+    session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "four.txt"), (P.H_TIME_4, 946684800),
+                                              (P.H_END_OF_BODY, b"y2k")]), P.PUT)
+    session.request(P.build(P.PUT | P.FINAL, [(P.H_NAME, "bad.txt"), (P.H_TIME, b"yesterday"),
+                                              (P.H_END_OF_BODY, b"kept")]), P.PUT)
+    session.finish()
+    assert (inbox / "old.txt").stat().st_mtime == 1_000_000_000
+    assert (inbox / "four.txt").stat().st_mtime == 946684800
+    assert (inbox / "bad.txt").read_bytes() == b"kept"  # an unreadable time costs nothing
+
+
+@pytest.mark.parametrize("value, expected", [
+    (b"20010909T014640Z", 1_000_000_000.0),
+    (b"20010909T014640Z\0", 1_000_000_000.0),
+    (946684800, 946684800.0),
+    (b"2001-09-09", None),
+    (b"99999999T999999", None),
+    ("text", None),
+])
+def test_parse_time(value, expected):
+    assert P.parse_time(value) == expected
+
+
+def test_parse_time_without_z_is_local_time():
+    import datetime
+
+    local = datetime.datetime(2020, 6, 1, 12, 0, 0).timestamp()
+    assert P.parse_time(b"20200601T120000") == local
+
+
 def test_push_without_the_digest_header_is_stored_unverified(inbox):
     session = Session(inbox)
     with ObexClient(session.sock) as client:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from irsock.errors import IrSockError
 
@@ -63,7 +64,8 @@ H_COUNT = 0xC0
 H_NAME = 0x01
 H_TYPE = 0x42
 H_LENGTH = 0xC3
-H_TIME = 0x44
+H_TIME = 0x44  # ISO 8601 text: YYYYMMDDTHHMMSS[Z]
+H_TIME_4 = 0xC4  # older form: seconds since 1970-01-01 UTC
 H_DESCRIPTION = 0x05
 H_TARGET = 0x46
 H_BODY = 0x48
@@ -79,7 +81,7 @@ H_IRSOCK_SHA256 = 0x71
 H_IRSOCK_VERIFIED = 0xB1
 
 HEADER_NAMES = {
-    H_COUNT: "Count", H_NAME: "Name", H_TYPE: "Type", H_LENGTH: "Length", H_TIME: "Time",
+    H_COUNT: "Count", H_NAME: "Name", H_TYPE: "Type", H_LENGTH: "Length", H_TIME: "Time", H_TIME_4: "Time (4 bytes)",
     H_DESCRIPTION: "Description", H_TARGET: "Target", H_BODY: "Body", H_END_OF_BODY: "End-of-Body",
     H_WHO: "Who", H_CONNECTION_ID: "Connection-Id", H_APP_PARAMETERS: "App-Parameters", H_CREATOR: "Creator",
     H_IRSOCK_SHA256: "irsock-SHA-256", H_IRSOCK_VERIFIED: "irsock-verified",
@@ -258,3 +260,26 @@ def _read_exactly(sock, count: int, allow_eof: bool = False) -> bytes | None:
         chunks.append(data)
         got += len(data)
     return b"".join(chunks)
+
+
+def parse_time(value: object) -> float | None:
+    """A Time header (ISO 8601 bytes, UTC with ``Z`` or local without; or the 4-byte form) as a POSIX time.
+
+    None for anything unreadable: a wrong time must never cost the file.
+    """
+    if isinstance(value, int):
+        return float(value)
+    if not isinstance(value, bytes):
+        return None
+    text = value.rstrip(b"\0").decode("ascii", "replace").strip()
+    utc = text.endswith("Z")
+    try:
+        moment = datetime.strptime(text.rstrip("Z"), "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    if utc:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -49,6 +49,7 @@ class _Upload:
     temp_path: Path
     stream: BinaryIO
     folder: Path
+    modified: float | None = None  # from the Time header, applied to the stored file
     received: int = 0
 
     def __post_init__(self) -> None:
@@ -227,7 +228,9 @@ class _Session:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.cwd)
         except OSError as exc:
             raise _store_refusal(exc) from None
-        self.upload = _Upload(name, safe_name(name), length, digest, Path(temp), os.fdopen(fd, "wb"), self.cwd)
+        modified = P.parse_time(packet.get(P.H_TIME, packet.get(P.H_TIME_4)))
+        self.upload = _Upload(name, safe_name(name), length, digest, Path(temp), os.fdopen(fd, "wb"), self.cwd,
+                              modified)
 
     def finish_upload(self) -> None:
         upload = self.upload
@@ -249,6 +252,11 @@ class _Session:
                 final.unlink(missing_ok=True)  # the empty placeholder reserve_unique made
             raise _store_refusal(exc) from None
         self.upload = None
+        if upload.modified is not None:
+            try:
+                os.utime(final, (upload.modified, upload.modified))
+            except (OSError, OverflowError, ValueError):
+                pass  # the file is what matters; its date is a courtesy
         received = ReceivedFile(final.name, final, upload.received, self.peer, verified)
         self.stored.append(received)
         headers = [] if verified is None else [(P.H_IRSOCK_VERIFIED, 1)]
