@@ -65,7 +65,8 @@ def endpoints(request, medium):
     return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()
 
 
-def exchange(client, payload):
+def exchange(client, payload, piece=None):
+    """Send ``payload`` (in ``piece``-byte sendall calls if given) while a thread reads the echo; the echo."""
     received = bytearray()
 
     def reader():
@@ -77,7 +78,10 @@ def exchange(client, payload):
 
     thread = threading.Thread(target=reader)
     thread.start()
-    client.sendall(payload)
+    view = memoryview(payload)
+    step = piece or len(payload) or 1
+    for start in range(0, len(payload), step):
+        client.sendall(view[start:start + step])
     thread.join(60)
     return bytes(received)
 
@@ -463,20 +467,5 @@ def test_tls_lsp_is_full_duplex(certificate):
                        server_hostname="irsock-test") as client:
         client.settimeout(30)
         client.connect(server.getsockname())
-        received = bytearray()
-
-        def reader():
-            while len(received) < len(payload):
-                data = client.recv(65536)
-                if not data:
-                    break
-                received.extend(data)
-
-        thread = threading.Thread(target=reader)
-        thread.start()
-        view = memoryview(payload)
-        for start in range(0, len(payload), 1000):  # many small records, interleaved with the reads
-            client.sendall(view[start:start + 1000])
-        thread.join(60)
-        assert bytes(received) == payload
+        assert exchange(client, payload, piece=1000) == payload  # many small records, interleaved with reads
     server.close()
