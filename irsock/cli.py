@@ -522,7 +522,6 @@ def _byte_count(text: str) -> int:
 
 def cmd_receive(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
     from irsock import transfer
 
@@ -531,8 +530,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise CliError(f"{root}: no such directory (create it, or give --dir)")
     if not os.access(root, os.W_OK):
         raise CliError(f"{root}: not writable")
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    def terminate(*_args: object) -> None:
+        raise KeyboardInterrupt  # like Ctrl-C: a session in progress ends at once, its partial file removed
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     count = 0
 
     def report(received) -> None:
@@ -560,10 +561,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
                 log(f"OBEX inbox {root} on 0x{iface.address:08x} {iface.nickname!r} ({iface.port}); Ctrl-C stops")
             listener.settimeout(0.5)
             with listener:
-                transfer.serve(listener, root, once=args.once, max_size=args.max_size, report=report, log=log,
-                               stop=stop.is_set)
+                transfer.serve(listener, root, once=args.once, max_size=args.max_size, report=report, log=log)
     except KeyboardInterrupt:
-        pass
+        log("stopped (an unfinished transfer is discarded)")
     finally:
         signal.signal(signal.SIGTERM, previous)
         if iface is not None:
@@ -881,6 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except KeyboardInterrupt:
+        print("\nirda: interrupted", file=sys.stderr)
         return 130
 
 

@@ -366,6 +366,7 @@ def connect_tcp(spec: str, timeout: float | None) -> irsock.socket:
         sock.settimeout(timeout)
         try:
             sock.connect(address)
+            _no_delay(sock)
             return sock
         except ConnectionRefusedError:
             failure = (f"{where} refused the connection: no OBEX server listens there (OBEX over TCP uses "
@@ -398,6 +399,7 @@ def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: 
         log(f"session from {peer}")
         with conn:
             conn.settimeout(60)
+            _no_delay(conn)
             try:
                 received.extend(server.serve(conn, peer=peer))
             except OSError as exc:
@@ -405,6 +407,13 @@ def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: 
         if once:
             break
     return received
+
+
+def _no_delay(sock: Any) -> None:
+    """TCP_NODELAY on a TCP connection (nothing on IrDA): OBEX is request/response, and Nagle's algorithm
+    with the peer's delayed ACK would hold the last piece of every packet for ~40 ms."""
+    if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
 
 
 def _peer_text(address: Any) -> str:
