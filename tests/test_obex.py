@@ -438,6 +438,22 @@ def test_an_inbox_without_browsing_only_takes_files(inbox):
     assert everything_under(inbox) == ["in.txt", "private.txt"]
 
 
+def test_a_push_bigger_than_the_free_space_is_refused_before_any_byte_is_written(inbox, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10_000, 9_000, 1_000))
+    session = Session(inbox)
+    with ObexClient(session.sock) as client:
+        with pytest.raises(ObexResponseError) as refused:
+            client.put_bytes("big.bin", bytes(5000))
+        assert refused.value.code == P.DATABASE_FULL and "1000 bytes free" in str(refused.value)
+        client.put_bytes("small.bin", bytes(500))
+    session.finish()
+    assert everything_under(inbox) == ["small.bin"]
+
+
 def test_a_full_disk_is_answered_with_database_full(inbox, monkeypatch):
     import errno as errno_module
 

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +222,13 @@ class _Session:
         limit = self.server.max_size
         if limit is not None and length is not None and length > limit:
             raise _Refused(P.ENTITY_TOO_LARGE, f"{length} bytes exceed the receiver's limit of {limit} bytes")
+        if length is not None:
+            try:
+                free = shutil.disk_usage(self.cwd).free
+            except OSError:
+                free = None
+            if free is not None and length > free:
+                raise _Refused(P.DATABASE_FULL, f"{length} bytes do not fit: {free} bytes free on the receiver")
         digest = packet.get(P.H_IRSOCK_SHA256)
         if digest is not None and (not isinstance(digest, bytes) or len(digest) != 32):
             raise _Refused(P.BAD_REQUEST, "the SHA-256 header must hold 32 bytes")
