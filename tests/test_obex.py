@@ -219,6 +219,22 @@ def test_parse_time_without_z_is_local_time():
     assert P.parse_time(b"20200601T120000") == local
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("Anna.vcf", b"text/x-vcard\0"), ("meeting.VCS", b"text/x-vcalendar\0"), ("photo.jpg", b"image/jpeg\0"),
+    ("notes.txt", b"text/plain\0"), ("mystery", None),
+])
+def test_put_file_sends_the_type_phones_act_on(tmp_path, name, expected):
+    """The first PUT packet carries the Type: a phone files a text/x-vcard as a contact."""
+    source = tmp_path / name
+    source.write_bytes(b"BEGIN:VCARD\r\nEND:VCARD\r\n")
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(P.build(P.SUCCESS))  # the answer to the PUT, sent ahead: the client reads it after sending
+        ObexClient(a).put_file(source)
+        first = P.parse(P.read_packet(b))
+    assert first.get(P.H_TYPE) == expected and first.get(P.H_NAME) == name
+
+
 def test_push_without_the_digest_header_is_stored_unverified(inbox):
     session = Session(inbox)
     with ObexClient(session.sock) as client:

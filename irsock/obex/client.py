@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,16 @@ from irsock.obex.packets import ObexError, ObexResponseError
 
 DEFAULT_MTU = 0xFFFF  # the largest packet we accept: big packets keep the per-packet turnarounds rare
 SLICE = 4096  # bytes handed to the socket at a time, so progress moves smoothly inside one packet
+
+
+#: the types IrDA-era phones and PDAs (IrMC) act on; mimetypes knows newer names for some of them
+IRMC_TYPES = {".vcf": "text/x-vcard", ".vcs": "text/x-vcalendar", ".vnt": "text/x-vnote", ".vmg": "text/x-vmessage"}
+
+
+def guess_type(name: str) -> str | None:
+    """The OBEX Type for a file name: IrMC's types for contacts, events and notes, else the usual MIME type."""
+    suffix = Path(name).suffix.lower()
+    return IRMC_TYPES.get(suffix) or mimetypes.guess_type(name, strict=False)[0]
 
 
 @dataclass
@@ -127,7 +138,11 @@ class ObexClient:
     # --- PUT --------------------------------------------------------------------------------------------
     def put_file(self, path: str | Path, *, name: str | None = None, mime_type: str | None = None,
                  progress: Callable[[int, int], None] | None = None, digest: bool = True) -> PushResult:
-        """Push a file, streamed from disk in packet-sized pieces; only its base name is offered."""
+        """Push a file, streamed from disk in packet-sized pieces; only its base name is offered.
+
+        The Type header is ``mime_type`` or guessed from the name (``.vcf`` is ``text/x-vcard``, which is
+        what makes a phone file a contact instead of storing it).
+        """
         path = Path(path)
         size = path.stat().st_size
         sha = None
@@ -138,9 +153,10 @@ class ObexClient:
                     hasher.update(chunk)
             sha = hasher.digest()
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+        offered = name or path.name
         with path.open("rb") as stream:
-            return self.put_stream(name or path.name, stream, size, mime_type=mime_type, time_text=modified,
-                                   progress=progress, sha256=sha)
+            return self.put_stream(offered, stream, size, mime_type=mime_type or guess_type(offered),
+                                   time_text=modified, progress=progress, sha256=sha)
 
     def put_bytes(self, name: str, data: bytes, *, mime_type: str | None = None,
                   progress: Callable[[int, int], None] | None = None, digest: bool = True) -> PushResult:
