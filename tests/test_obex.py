@@ -235,6 +235,16 @@ def test_put_file_sends_the_type_phones_act_on(tmp_path, name, expected):
     assert first.get(P.H_TYPE) == expected and first.get(P.H_NAME) == name
 
 
+def test_an_object_without_a_name_is_named_by_its_type(inbox):
+    session = Session(inbox)
+    for mime in (b"text/x-vcard\0", b"image/jpeg\0", b"x-unknown/thing\0", None):
+        headers = [(P.H_TYPE, mime)] if mime else []
+        answer = session.request(P.build(P.PUT | P.FINAL, [*headers, (P.H_END_OF_BODY, b"data")]), P.PUT)
+        assert answer.code == P.SUCCESS
+    session.finish()
+    assert everything_under(inbox) == ["received (1).bin", "received.bin", "received.jpg", "received.vcf"]
+
+
 def test_push_without_the_digest_header_is_stored_unverified(inbox):
     session = Session(inbox)
     with ObexClient(session.sock) as client:
