@@ -73,7 +73,7 @@ def test_ias_lookups_both_ways(rig, bench):
                     sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
                                     irsock.IasQuery(owner.address, "NoSuchClass", "IrDA:TinyTP:LsapSel"))
         assert device_name.text == owner.nickname
-        assert lsap.integer == server._impl.local_lsap
+        assert lsap.integer == server.lsap_sel
         bench.record("ias", {"direction": direction}, {"two_queries_s": round(seconds, 3)})
 
 

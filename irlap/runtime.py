@@ -152,6 +152,11 @@ class LinkRuntime:
     def running(self) -> bool:
         return self._engine is not None and self._engine.is_alive()
 
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        """The engine and reader threads (what a CPU measurement of the stack counts)."""
+        return tuple(t for t in (self._engine, self._reader) if t is not None)
+
     def now(self) -> float:
         return time.monotonic() - self._epoch
 

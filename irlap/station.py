@@ -329,6 +329,12 @@ class Station:
     def unacked(self) -> int:
         return len(self._unacked)
 
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """(frames, bytes) handed to :meth:`send` that the peer has not acknowledged yet (queued or in flight)."""
+        frames = (*self._queue, *self._unacked)
+        return len(frames), sum(len(frame) for frame in frames)
+
     def discovery_log(self, now: float) -> list[DiscoveredDevice]:
         """Devices seen within the log expiry time, most recent first."""
         for address in [a for a, d in self._log.items() if now - d.last_seen > self.log_expiry]:

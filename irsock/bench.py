@@ -42,8 +42,7 @@ def thread_cpu(native_ids: list[int]) -> float | None:
 
 def stack_threads(iface: irsock.Interface) -> list[int]:
     """Native ids of the threads that run this interface's stack (engine and reader)."""
-    runtime = iface.runtime
-    return [t.native_id for t in (runtime._engine, runtime._reader) if t is not None and t.native_id]
+    return [t.native_id for t in iface.runtime.threads if t.native_id]
 
 
 def discover_peer(iface: irsock.Interface, address: int, timeout: float = 15.0) -> float | None:

@@ -502,21 +502,9 @@ class IrdaSocketImpl:
         conn = self.conn
         if conn is None:
             return 0
-
-        headers = 2 if self.raw else 3  # IrLMP's 2 bytes, TinyTP's 1: not the user's bytes
-
-        def count(stack, _now) -> int:
-            total = 0
-            connection = stack.connections.get(conn)
-            if connection is not None:
-                total += sum(len(segment) for segment, _more in connection.tx_segments)
-            lmp_conn = stack.lmp.connections.get(conn)
-            station = stack.lmp.station
-            pdus = [*(lmp_conn.queue if lmp_conn is not None else ()), *station._queue, *station._unacked]
-            return total + sum(max(0, len(pdu) - headers) for pdu in pdus)
-
+        raw = self.raw
         try:
-            return self._call(count)
+            return self._call(lambda stack, _now: stack.lmp.backlog(*conn)[1] if raw else stack.unsent(conn))
         except OSError:
             return 0
 
@@ -858,6 +846,11 @@ class socket:  # noqa: N801 - the name of the API it mirrors
 
     def getsockname(self) -> Any:
         return self._impl.getsockname()
+
+    @property
+    def lsap_sel(self) -> int | None:
+        """The IrLMP LSAP an AF_IRDA socket is bound to (to register it under more IAS classes); else None."""
+        return getattr(self._impl, "local_lsap", None)
 
     def getpeername(self) -> Any:
         return self._impl.getpeername()

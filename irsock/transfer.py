@@ -306,7 +306,7 @@ def obex_listener(iface: irsock.Interface) -> irsock.socket:
     """A listening TinyTP socket registered in our IAS under every OBEX class, with the OBEX hint set."""
     listener = iface.socket(C.AF_IRDA, C.SOCK_STREAM)
     listener.bind((IAS_CLASSES[0],))
-    lsap = listener._impl.local_lsap
+    lsap = listener.lsap_sel
     for service in IAS_CLASSES[1:]:
         listener.setsockopt(C.SOL_IRLMP, C.IRLMP_IAS_SET, irsock.IasSet(service, TINYTP_ATTRIBUTE, lsap))
     listener.setsockopt(C.SOL_IRLMP, C.IRLMP_HINTS_SET, OBEX_HINTS | (iface.runtime.station.info.hint_value & 0x7F00))

@@ -175,6 +175,14 @@ class TinyTP:
         conn = self._conn(conn_id)
         return sum(len(p) for p, _m in conn.tx_segments)
 
+    def unsent(self, conn_id: ConnId) -> int:
+        """Bytes sent on this connection that the peer has not acknowledged: queued here (waiting for credit)
+        plus IrLMP's backlog less TinyTP's 1-byte header per PDU (the IrLAP part is the link's)."""
+        conn = self.connections.get(conn_id)
+        queued = sum(len(p) for p, _m in conn.tx_segments) if conn is not None else 0
+        pdus, data = self.lmp.backlog(*conn_id)
+        return queued + max(0, data - pdus)
+
     def readable(self, conn_id: ConnId) -> int:
         conn = self._conn(conn_id)
         return sum(len(unit[0]) for unit in conn.rx_units)

@@ -352,6 +352,26 @@ def test_idle_primary_polls_quickly_then_backs_off_to_its_max_turnaround():
     assert wait == 0.01  # data flowed: quick polls again
 
 
+def test_backlog_counts_data_until_the_peer_acknowledges_it():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)
+    [rr] = frames_out(s)
+    p.receive(rr.to_bytes(), now=now)
+    frames_out(p)
+    assert p.backlog == (0, 0)
+    p.send(b"abc", now=now + 0.02)
+    p.send(b"de", now=now + 0.02)
+    assert p.backlog == (2, 5)  # queued
+    p.handle_timer(now + 0.02)
+    frames = frames_out(p)
+    assert len(frames) == 2 and p.backlog == (2, 5)  # sent, not yet acknowledged
+    for frame in frames:
+        s.receive(frame.to_bytes(), now=now + 0.05)
+    [ack] = frames_out(s)
+    p.receive(ack.to_bytes(), now=now + 0.1)
+    assert p.backlog == (0, 0)
+
+
 def test_secondary_sends_its_data_when_polled():
     p, s, now = connect_pair()
     s.send(b"from secondary", now=now)

@@ -254,6 +254,18 @@ class IrLMP:
     def queued(self, local: int, remote: int) -> int:
         return len(self._conn(local, remote).queue)
 
+    def backlog(self, local: int, remote: int) -> tuple[int, int]:
+        """(PDUs, bytes of user data) sent on this connection that the peer has not acknowledged yet.
+
+        This connection's queue here plus IrLAP's backlog, which is the link's, shared by every connection
+        on it; the 2-byte IrLMP header of each PDU is not counted.
+        """
+        conn = self.connections.get((local, remote))
+        pdus = tuple(conn.queue) if conn is not None else ()
+        link_frames, link_bytes = self.station.backlog
+        count = len(pdus) + link_frames
+        return count, max(0, sum(len(pdu) for pdu in pdus) + link_bytes - 2 * count)
+
     def disconnect(self, local: int, remote: int, now: float, *,
                    reason: P.DisconnectReason = P.DisconnectReason.USER_REQUEST, user_data: bytes = b"",
                    after_queued: bool = True) -> None:
