@@ -197,11 +197,16 @@ def _start_runtime(args: argparse.Namespace, **kwargs):
 
 
 def _stop_runtime(runtime) -> None:
+    runtime.close()
+    _stop_builtin_devices(runtime.url)
+
+
+def _stop_builtin_devices(url: str) -> None:
+    """The virtual devices the built-in emulator placed on the medium of ``url`` go with it."""
     from irlap.emulator.virtual import stop_devices
 
-    runtime.close()
-    if runtime.url.startswith("irsim://builtin-"):
-        stop_devices(runtime.url.split("://", 1)[1].split("?", 1)[0])
+    if url.startswith("irsim://builtin-"):
+        stop_devices(url.split("://", 1)[1].split("?", 1)[0])
 
 
 def _device_dict(device) -> dict:
@@ -281,20 +286,11 @@ def _print_devices(devices, as_json: bool) -> None:
               flush=True)
 
 
-def _parse_address(text: str) -> int | None:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        try:
-            value = int(text, 16)
-        except ValueError:
-            return None
-    return value if 0 < value < 0xFFFFFFFF else None
-
-
 def _resolve_device(runtime, text: str) -> int:
     """A device address from hex/decimal, or a nickname found by discovery (up to five rounds)."""
-    address = _parse_address(text)
+    from irsock.socket import parse_address
+
+    address = parse_address(text)
     if address is not None:
         return address
     for _round in range(5):  # answers that collide in a slot are lost for that round
@@ -440,11 +436,8 @@ def _attach(args: argparse.Namespace, **kwargs):
 
 
 def _detach(iface) -> None:
-    from irlap.emulator.virtual import stop_devices
-
     iface.close()
-    if iface.port.startswith("irsim://builtin-"):
-        stop_devices(iface.port.split("://", 1)[1].split("?", 1)[0])
+    _stop_builtin_devices(iface.port)
 
 
 def _transfer_errors():

@@ -144,17 +144,26 @@ def _option_name(level: int, option: int) -> str:
 
 
 # --- addresses -------------------------------------------------------------------------------------------
+def parse_address(text: str) -> int | None:
+    """A device address written as ``0x1234abcd``, ``1234abcd`` or decimal; None if it is not one."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        try:
+            value = int(text, 16)
+        except ValueError:
+            return None
+    return value if 0 < value < 0xFFFFFFFF else None
+
+
 def _device(value: Any) -> int:
     if isinstance(value, bytes | bytearray) and len(value) == 4:
         return int.from_bytes(value, "little")
     if isinstance(value, str):
-        try:
-            return int(value, 0)
-        except ValueError:
-            try:
-                return int(value, 16)
-            except ValueError:
-                raise invalid(f"{value!r} is not a device address") from None
+        address = parse_address(value)
+        if address is None:
+            raise invalid(f"{value!r} is not a device address")
+        return address
     if isinstance(value, int):
         return value
     raise invalid(f"{value!r} is not a device address (an int, 4 bytes or '0x1234abcd')")

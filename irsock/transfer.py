@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import irsock
 from irsock import constants as C
 from irsock.obex import IAS_CLASSES, OBEX_TCP_PORT, ObexClient, ObexServer, PushResult, ReceivedFile
+from irsock.socket import parse_address
 
 OBEX_HINTS = 0x8420  # Computer + extension, OBEX: what a receiving irsock announces
 TINYTP_ATTRIBUTE = C.TINYTP_LSAP_ATTRIBUTE
@@ -140,14 +141,6 @@ def line_rate(iface: irsock.Interface) -> float | None:
 
 
 # --- choosing the peer ------------------------------------------------------------------------------------
-def _parse_address(text: str) -> int | None:
-    try:
-        value = int(text, 16) if not text.lower().startswith("0x") and not text.isdigit() else int(text, 0)
-    except ValueError:
-        return None
-    return value if 0 < value < 0xFFFFFFFF else None
-
-
 def describe_device(device: irsock.IrdaDevice) -> str:
     return f"0x{device.address:08x} {device.name!r} ({', '.join(device.hint_words) or 'no hints'})"
 
@@ -159,7 +152,7 @@ def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
     Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
     Several OBEX devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen.
     """
-    wanted = _parse_address(to) if to else None
+    wanted = parse_address(to) if to else None
     seen: dict[int, irsock.IrdaDevice] = {}
     for _round in range(rounds):
         for device in sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES):
