@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,17 +35,13 @@ def tcp_push(nbytes: int) -> dict:
         inbox.mkdir()
         source = Path(work) / "payload.bin"
         source.write_bytes(os.urandom(nbytes))
-        listener = transfer.tcp_listener("127.0.0.1:0")
-        listener.settimeout(0.5)
-        stored: list = []
-        inbox_thread = threading.Thread(target=lambda: stored.extend(transfer.serve(listener, inbox, once=True)))
-        inbox_thread.start()
         cpu = time.process_time()
-        with open(os.devnull, "w") as quiet, transfer.connect_tcp(f"127.0.0.1:{listener.getsockname()[1]}", 60) as sock:
-            summary = transfer.push_files(sock, [source], rate=None, out=quiet, tty=False)
-        inbox_thread.join(60)
+        with transfer.Inbox(transfer.tcp_listener("127.0.0.1:0"), inbox) as receiving:
+            address = f"127.0.0.1:{receiving.listener.getsockname()[1]}"
+            with open(os.devnull, "w") as quiet, transfer.connect_tcp(address, 60) as sock:
+                summary = transfer.push_files(sock, [source], rate=None, out=quiet, tty=False)
+            stored = receiving.wait(60)
         cpu = time.process_time() - cpu
-        listener.close()
         intact = bool(stored) and stored[0].path.read_bytes() == source.read_bytes()
     return {"scenario": f"OBEX push {nbytes} B over loopback TCP", "bytes": nbytes,
             "seconds": round(summary.seconds, 3), "goodput_Bps": round(summary.rate, 1), "intact": intact,

@@ -17,7 +17,7 @@ from typing import Any
 
 import irsock
 from irsock import bench
-from irsock.transfer import connect_obex, line_rate, obex_listener, push_files, serve
+from irsock.transfer import Inbox, connect_obex, line_rate, obex_listener, push_files
 
 
 @dataclass
@@ -51,32 +51,21 @@ def push_file(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int,
         source = Path(work) / f"rig-{nbytes}.bin"
         content = random.Random(seed or nbytes).randbytes(nbytes)
         source.write_bytes(content)
-        listener = obex_listener(receiver)
-        listener.settimeout(0.5)
-        stored: list = []
-        stop = threading.Event()
-        thread = threading.Thread(target=lambda: stored.extend(serve(listener, inbox, once=True, stop=stop.is_set)),
-                                  name="rig inbox", daemon=True)
-        thread.start()
         outcome = PushOutcome(nbytes, 0.0, 0.0, None)
-        try:
-            with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
-                sock.settimeout(timeout)
-                connect_obex(sock, receiver.address)
-                outcome.qos_sender, outcome.qos_receiver = bench.qos_dict(sender), bench.qos_dict(receiver)
-                with open(os.devnull, "w") as quiet:
-                    summary = push_files(sock, [source], rate=line_rate(sender), out=quiet, tty=False,
-                                         on_progress=_once(during) if during else None)
-                outcome.seconds, outcome.goodput_Bps = summary.seconds, summary.rate
-                outcome.efficiency = None if summary.efficiency is None else round(summary.efficiency, 4)
-        except OSError as exc:
-            outcome.error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - OBEX errors after a broken link are outcomes here
-            outcome.error = f"{type(exc).__name__}: {exc}"
-        thread.join(timeout)
-        stop.set()
-        thread.join(5)
-        listener.close()
+        with Inbox(obex_listener(receiver), inbox) as receiving:
+            try:
+                with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    connect_obex(sock, receiver.address)
+                    outcome.qos_sender, outcome.qos_receiver = bench.qos_dict(sender), bench.qos_dict(receiver)
+                    with open(os.devnull, "w") as quiet:
+                        summary = push_files(sock, [source], rate=line_rate(sender), out=quiet, tty=False,
+                                             on_progress=_once(during) if during else None)
+                    outcome.seconds, outcome.goodput_Bps = summary.seconds, summary.rate
+                    outcome.efficiency = None if summary.efficiency is None else round(summary.efficiency, 4)
+            except Exception as exc:  # noqa: BLE001 - socket and OBEX errors after a broken link are outcomes here
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            stored = receiving.wait(timeout)
         outcome.stored = stored
         outcome.inbox_files = sorted(p.name for p in inbox.iterdir())
         digest = hashlib.sha256(content).digest()

@@ -22,7 +22,7 @@ from typing import Any
 import irsock
 from irlap.qos import QosParams
 from irsock import constants as C
-from irsock.transfer import OBEX_HINTS, connect_obex, line_rate, obex_listener, push_files, serve
+from irsock.transfer import OBEX_HINTS, Inbox, connect_obex, line_rate, obex_listener, push_files
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NDM_BAUD = 9600
@@ -117,40 +117,19 @@ def _push(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int) -> 
         inbox.mkdir()
         source = Path(work) / "payload.bin"
         source.write_bytes(random.Random(nbytes).randbytes(nbytes))
-        listener = obex_listener(receiver)
-        listener.settimeout(0.5)
-        received: list = []
-        inbox_thread: list[int] = []
-        stop = threading.Event()
-        measured = threading.Event()  # the inbox thread lives on until its CPU time has been read
-
-        def inbox_loop() -> None:
-            inbox_thread.append(threading.get_native_id())
-            try:
-                received.extend(serve(listener, inbox, once=True, stop=stop.is_set))
-            finally:
-                measured.wait(30)
-
-        thread = threading.Thread(target=inbox_loop, name="bench inbox", daemon=True)
-        thread.start()
-        try:
+        with Inbox(obex_listener(receiver), inbox) as receiving:
             with sender.socket(C.AF_IRDA, C.SOCK_STREAM) as sock:
                 sock.settimeout(120)
                 connect_obex(sock, receiver.address)
                 tx_threads = stack_threads(sender) + [threading.get_native_id()]
-                rx_threads = stack_threads(receiver) + inbox_thread
+                rx_threads = stack_threads(receiver) + [receiving.native_id or 0]
                 cpu_tx, cpu_rx, cpu_all = thread_cpu(tx_threads), thread_cpu(rx_threads), time.process_time()
                 with open(os.devnull, "w") as quiet:
                     summary = push_files(sock, [source], rate=line_rate(sender), out=quiet, tty=False)
                 cpu_tx_end, cpu_rx_end = thread_cpu(tx_threads), thread_cpu(rx_threads)
                 cpu_all_end = time.process_time()
-                measured.set()
                 qos = {"qos_a": qos_dict(sender), "qos_b": qos_dict(receiver)}
-            thread.join(30)
-        finally:
-            stop.set()
-            measured.set()
-            listener.close()
+            received = receiving.wait(30)
         intact = bool(received) and hashlib.sha256(received[0].path.read_bytes()).digest() == \
             hashlib.sha256(source.read_bytes()).digest()
     seconds = summary.seconds

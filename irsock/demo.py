@@ -12,7 +12,6 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import irsock
 from irsock import constants as C
 from irsock.transfer import (
     OBEX_HINTS,
+    Inbox,
     Summary,
     TransferError,
     choose_device,
@@ -30,7 +30,6 @@ from irsock.transfer import (
     line_rate,
     obex_listener,
     push_files,
-    serve,
 )
 
 DEFAULT_SIZE = 32 * 1024
@@ -67,30 +66,16 @@ def run_demo(size: int = DEFAULT_SIZE, pcap: Path | None = None, out: TextIO | N
             say(f"emulated infrared medium irsim://{medium} at 115200 bit/s, two irsock stacks")
             receiver = irsock.attach(f"irsim://{medium}", nickname="demo-receiver", hints=OBEX_HINTS)
             sender = irsock.attach(f"irsim://{medium}", nickname="demo-sender", trace=trace)
-            listener = obex_listener(receiver)
-            listener.settimeout(0.5)
-            received = []
-            done = threading.Event()
-
-            def inbox_loop() -> None:
-                try:
-                    received.extend(serve(listener, inbox, once=True, stop=done.is_set))
-                finally:
-                    done.set()
-
-            thread = threading.Thread(target=inbox_loop, name="demo inbox", daemon=True)
-            thread.start()
-            say(f"receiver 0x{receiver.address:08x} 'demo-receiver' runs an OBEX inbox")
-            say("discovery:")
-            with sender.socket(C.AF_IRDA, C.SOCK_STREAM) as sock:
-                sock.settimeout(30)
-                device = choose_device(sock, log=lambda text: say("  " + text))
-                say(f"pushing to 0x{device.address:08x} {device.name!r}")
-                connect_obex(sock, device.address, log=lambda text: say("  " + text))
-                summary = push_files(sock, [source], rate=line_rate(sender), out=out, tty=tty)
-            thread.join(30)
-            done.set()
-            listener.close()
+            with Inbox(obex_listener(receiver), inbox) as receiving:
+                say(f"receiver 0x{receiver.address:08x} 'demo-receiver' runs an OBEX inbox")
+                say("discovery:")
+                with sender.socket(C.AF_IRDA, C.SOCK_STREAM) as sock:
+                    sock.settimeout(30)
+                    device = choose_device(sock, log=lambda text: say("  " + text))
+                    say(f"pushing to 0x{device.address:08x} {device.name!r}")
+                    connect_obex(sock, device.address, log=lambda text: say("  " + text))
+                    summary = push_files(sock, [source], rate=line_rate(sender), out=out, tty=tty)
+                received = receiving.wait(30)
             if not received:
                 raise TransferError("the receiver stored nothing")
             stored = received[0]

@@ -402,6 +402,49 @@ def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: 
     return received
 
 
+class Inbox:
+    """One OBEX session served into ``root`` by a thread: the receiving end of a demo, a benchmark or the rig.
+
+    ``with Inbox(obex_listener(iface), root) as inbox:`` push from elsewhere, then ``inbox.wait()`` for the
+    files. The thread stays alive until the inbox is closed, so that its CPU time can still be read.
+    """
+
+    def __init__(self, listener: irsock.socket, root: Path) -> None:
+        self.listener = listener
+        self.root = root
+        self.received: list[ReceivedFile] = []
+        self.native_id: int | None = None
+        self._served = threading.Event()
+        self._closing = threading.Event()
+        listener.settimeout(0.5)
+        self._thread = threading.Thread(target=self._run, name="OBEX inbox", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        try:
+            self.received.extend(serve(self.listener, self.root, once=True, stop=self._closing.is_set))
+        finally:
+            self._served.set()
+            self._closing.wait()
+
+    def wait(self, timeout: float | None = None) -> list[ReceivedFile]:
+        """The files stored, once the session has ended (or what there is after ``timeout``)."""
+        self._served.wait(timeout)
+        return list(self.received)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(5)
+        self.listener.close()
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _no_delay(sock: Any) -> None:
     """TCP_NODELAY on a TCP connection (nothing on IrDA): OBEX is request/response, and Nagle's algorithm
     with the peer's delayed ACK would hold the last piece of every packet for ~40 ms."""
