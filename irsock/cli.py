@@ -7,6 +7,7 @@ and a non-zero exit status; a traceback means a bug in irsock, never bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -440,24 +441,21 @@ def _detach(iface) -> None:
     _stop_builtin_devices(iface.port)
 
 
+@contextlib.contextmanager
 def _transfer_errors():
     """Turn transfer, OBEX and socket failures into one-line CLI errors."""
-    import contextlib
-
     from irsock.obex import ObexError
     from irsock.transfer import TransferError
 
-    @contextlib.contextmanager
-    def guard():
-        try:
-            yield
-        except (TransferError, ObexError) as exc:
-            raise CliError(str(exc)) from None
-        except OSError as exc:
-            raise CliError(f"{exc.strerror or exc}" if not isinstance(exc, TimeoutError) else
-                           f"timed out: {exc}") from None
-
-    return guard()
+    try:
+        yield
+    except (TransferError, ObexError) as exc:
+        raise CliError(str(exc)) from None
+    except TimeoutError as exc:
+        raise CliError(f"timed out: {exc}") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(f"{exc.filename}: {reason}" if exc.filename else reason) from None
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -567,14 +565,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from irsock.demo import run_demo
-    from irsock.transfer import TransferError
 
-    try:
+    with _transfer_errors():
         report = run_demo(size=args.size, pcap=Path(args.pcap) if args.pcap else None)
-    except TransferError as exc:
-        raise CliError(f"the demo failed: {exc}") from None
-    except OSError as exc:
-        raise CliError(f"the demo failed: {exc}") from None
     return EXIT_OK if report.intact else EXIT_ERROR
 
 
@@ -586,11 +579,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ports = (args.port, args.peer_port) if args.port else emulator_ports()
     if not args.port and not args.json:
         print(f"two stacks on the emulated medium {ports[0]} (paced like a real line)", file=sys.stderr)
-    try:
+    with _transfer_errors():
         report = bench_link(*ports, dongle_a=args.dongle, dongle_b=args.peer_dongle or args.dongle,
                             nbytes=args.bytes, max_baud=args.max_baud, pings=args.pings)
-    except OSError as exc:
-        raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(report))
         return EXIT_OK if report["intact"] else EXIT_ERROR
