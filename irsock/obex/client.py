@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,20 +12,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from irsock.obex import packets as P
+from irsock.obex.names import guess_type
 from irsock.obex.packets import ObexError, ObexResponseError
 
 DEFAULT_MTU = 0xFFFF  # the largest packet we accept: big packets keep the per-packet turnarounds rare
 SLICE = 4096  # bytes handed to the socket at a time, so progress moves smoothly inside one packet
-
-
-#: the types IrDA-era phones and PDAs (IrMC) act on; mimetypes knows newer names for some of them
-IRMC_TYPES = {".vcf": "text/x-vcard", ".vcs": "text/x-vcalendar", ".vnt": "text/x-vnote", ".vmg": "text/x-vmessage"}
-
-
-def guess_type(name: str) -> str | None:
-    """The OBEX Type for a file name: IrMC's types for contacts, events and notes, else the usual MIME type."""
-    suffix = Path(name).suffix.lower()
-    return IRMC_TYPES.get(suffix) or mimetypes.guess_type(name, strict=False)[0]
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""Names that arrive over the air are hostile until reduced: a safe base name inside the inbox, always."""
+"""Names: those that arrive over the air are hostile until reduced to a safe base name inside the inbox;
+the OBEX Type a name implies, and the name an object without one gets from its Type."""
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import re
 import unicodedata
@@ -72,3 +74,26 @@ def inside(root: Path, path: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: the types IrDA-era phones and PDAs (IrMC) act on; mimetypes knows newer names for some of them
+IRMC_TYPES = {".vcf": "text/x-vcard", ".vcs": "text/x-vcalendar", ".vnt": "text/x-vnote", ".vmg": "text/x-vmessage"}
+
+
+def guess_type(name: str) -> str | None:
+    """The OBEX Type for a file name: IrMC's types for contacts, events and notes, else the usual MIME type."""
+    suffix = Path(name).suffix.lower()
+    return IRMC_TYPES.get(suffix) or mimetypes.guess_type(name, strict=False)[0]
+
+
+def name_for_type(mime: object) -> str:
+    """The name for an object pushed without one (some phones send a business card so): by its Type."""
+    if isinstance(mime, bytes):
+        text = mime.rstrip(b"\0").decode("ascii", "replace").strip().lower()
+        for suffix, irmc_type in IRMC_TYPES.items():
+            if text == irmc_type:
+                return f"received{suffix}"
+        suffix = mimetypes.guess_extension(text, strict=False) if text else None
+        if suffix:
+            return f"received{suffix}"
+    return DEFAULT_NAME

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
-import mimetypes
 import os
 import shutil
 import tempfile
@@ -22,8 +21,7 @@ from typing import Any, BinaryIO
 from xml.sax.saxutils import quoteattr
 
 from irsock.obex import packets as P
-from irsock.obex.client import IRMC_TYPES
-from irsock.obex.names import DEFAULT_NAME, inside, reserve_unique, safe_name
+from irsock.obex.names import inside, name_for_type, reserve_unique, safe_name
 from irsock.obex.packets import ObexError
 
 SERVER_MTU = 0xFFFF
@@ -72,19 +70,6 @@ class _Refused(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
-
-
-def _default_name(mime: object) -> str:
-    """The name for an object pushed without one (some phones send a business card so): by its Type."""
-    if isinstance(mime, bytes):
-        text = mime.rstrip(b"\0").decode("ascii", "replace").strip().lower()
-        for suffix, irmc_type in IRMC_TYPES.items():
-            if text == irmc_type:
-                return f"received{suffix}"
-        suffix = mimetypes.guess_extension(text, strict=False) if text else None
-        if suffix:
-            return f"received{suffix}"
-    return DEFAULT_NAME
 
 
 def _store_refusal(exc: OSError) -> _Refused:
@@ -252,7 +237,7 @@ class _Session:
         except OSError as exc:
             raise _store_refusal(exc) from None
         modified = P.parse_time(packet.get(P.H_TIME, packet.get(P.H_TIME_4)))
-        stored_name = safe_name(name, _default_name(packet.get(P.H_TYPE)))
+        stored_name = safe_name(name, name_for_type(packet.get(P.H_TYPE)))
         self.upload = _Upload(name, stored_name, length, digest, Path(temp), os.fdopen(fd, "wb"), self.cwd, modified)
 
     def finish_upload(self) -> None:
