@@ -7,8 +7,10 @@ runtime (ports, UARTs, dongles) and of the light between them:
   every other station hears it; the medium is half duplex: a station that is sending hears nothing;
 * overlapping transmissions corrupt each other (every receiver gets garbage);
 * a receiver whose UART runs at another speed gets garbage too;
-* faults from one seed: bit error rate, dropped transmissions, blocked-beam windows (outages) and a
-  station processing latency. The same seed gives the same run, event for event.
+* faults from one seed: bit error rate, dropped transmissions, blocked-beam windows (outages), a
+  station processing latency, and received frames duplicated or held back (so that later frames
+  overtake them), as a buggy driver or dongle buffer would. The same seed gives the same run, event
+  for event.
 
 Received bytes go through the real SIR unwrapper, so bit errors end as bad-FCS drops exactly as on
 a real line. :func:`run_link` and :func:`run_discovery` are the scenarios behind ``irda sim``.
@@ -16,6 +18,7 @@ a real line. :func:`run_link` and :func:`run_discovery` are the scenarios behind
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -48,12 +51,23 @@ class Faults:
     drop: float = 0.0  #: probability that a whole transmission is lost for everybody
     outages: list[tuple[float, float]] = field(default_factory=list)  #: (start, duration) of blocked beams
     latency: float = 0.0  #: station processing latency, seconds
+    #: probability that a received frame is handed to the station twice (the copy ``duplicate_delay`` later)
+    duplicate: float = 0.0
+    duplicate_delay: tuple[float, float] = (0.0, 0.05)  #: (min, max) seconds between a frame and its copy
+    #: probability that a received frame is held back by ``reorder_delay`` seconds, so later frames overtake it
+    reorder: float = 0.0
+    reorder_delay: tuple[float, float] = (0.005, 0.2)  #: (min, max) seconds a held-back frame is late
 
     def __post_init__(self) -> None:
-        if not 0 <= self.ber < 1 or not 0 <= self.drop < 1:
-            raise ValueError("ber and drop are probabilities in [0, 1)")
+        for name in ("ber", "drop", "duplicate", "reorder"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} is a probability in [0, 1)")
         if self.latency < 0 or any(duration < 0 for _start, duration in self.outages):
             raise ValueError("latency and outage durations cannot be negative")
+        for name in ("duplicate_delay", "reorder_delay"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise ValueError(f"{name} is (min, max) with 0 <= min <= max")
 
 
 @dataclass
@@ -84,6 +98,10 @@ class Node:
         self._timer_generation = 0
         self._timer_at: float | None = None
         self.sent_frames: list[tuple[float, bytes]] = []
+        #: keep every event and sent frame in :attr:`events` and :attr:`sent_frames` (a long soak turns it off
+        #: and watches events through :attr:`on_event`; :attr:`event_count` counts them either way)
+        self.keep_history = True
+        self.event_count = 0
 
     # every call into the station goes through here, so outputs and timers are always collected
     def call(self, method: str, *args) -> None:
@@ -96,8 +114,10 @@ class Node:
             actions = station.take_output()
             events = station.take_events()
             self._actions.extend(actions)
+            self.event_count += len(events)
             for event in events:
-                self.events.append(event)
+                if self.keep_history:
+                    self.events.append(event)
                 if self.on_event:
                     self.on_event(self, event)
             if self.after:
@@ -143,7 +163,8 @@ class Node:
         now = self.sim.now
         wire = action.wire
         end = now + len(wire) * 10 / self.baud
-        self.sent_frames.append((now, action.frame))
+        if self.keep_history:
+            self.sent_frames.append((now, action.frame))
         self.sim._transmit(_Transmission(self, now, end, wire, self.baud))
         self.sim.at(end, self._end)
 
@@ -166,6 +187,9 @@ class Simulator:
         self._recent: list[_Transmission] = []
         self.collisions = 0
         self.events_processed = 0
+        self.duplicated = 0  #: frames handed to a station twice (Faults.duplicate)
+        self.reordered = 0  #: frames held back so that later ones overtook them (Faults.reorder)
+        self._outage_index: tuple[tuple[int, int], list[float], list[float]] | None = None
 
     def add(self, station, name: str | None = None) -> Node:
         node = Node(self, station, name or f"station{len(self.nodes)}")
@@ -207,7 +231,22 @@ class Simulator:
         self.at(tx.end, lambda: self._deliver(tx, blocked or bool(dropped)))
 
     def _in_outage(self, start: float, end: float) -> bool:
-        return any(start < o_start + duration and end > o_start for o_start, duration in self.faults.outages)
+        """Whether [start, end] overlaps a blocked-beam window (bisect: a soak has hundreds of outages)."""
+        outages = self.faults.outages
+        if not outages:
+            return False
+        key = (id(outages), len(outages))  # the list may grow between runs (append, never edit in place)
+        if self._outage_index is None or self._outage_index[0] != key:
+            ordered = sorted(outages)
+            starts = [o_start for o_start, _d in ordered]
+            reach, furthest = [], -math.inf
+            for o_start, duration in ordered:
+                furthest = max(furthest, o_start + duration)
+                reach.append(furthest)  # the latest end among the outages starting up to here
+            self._outage_index = (key, starts, reach)
+        _copy, starts, reach = self._outage_index
+        last = bisect.bisect_left(starts, end) - 1  # the outages that start before this transmission ends
+        return last >= 0 and reach[last] > start
 
     def _deliver(self, tx: _Transmission, lost: bool) -> None:
         overlapping = [t for t in self._recent if t is not tx and t.start < tx.end and t.end > tx.start]
@@ -230,7 +269,19 @@ class Simulator:
                 # the end of this transmission never came intact; a real UART would see silence next
                 node.unwrapper.reset()
             for frame in frames:
-                self.at(self.now + self.faults.latency, lambda n=node, f=frame: self._receive(n, f))
+                self._hand_over(node, frame)
+
+    def _hand_over(self, node: Node, frame: bytes) -> None:
+        """A frame out of the receiver's unwrapper to its station: on time, late, or twice."""
+        faults = self.faults
+        when = self.now + faults.latency
+        if faults.reorder and self.rng.random() < faults.reorder:
+            when += self.rng.uniform(*faults.reorder_delay)
+            self.reordered += 1
+        self.at(when, lambda: self._receive(node, frame))
+        if faults.duplicate and self.rng.random() < faults.duplicate:
+            self.duplicated += 1
+            self.at(when + self.rng.uniform(*faults.duplicate_delay), lambda: self._receive(node, frame))
 
     def _receive(self, node: Node, frame: bytes) -> None:
         node.station.receive(frame, self.now)
