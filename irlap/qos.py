@@ -28,6 +28,8 @@ WINDOW_SIZES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
 ADDITIONAL_BOFS: tuple[int, ...] = (48, 24, 12, 5, 3, 2, 1, 0)
 MIN_TURNAROUND_US: tuple[int, ...] = (10000, 5000, 1000, 500, 100, 50, 10, 0)
 LINK_DISCONNECT_S: tuple[int, ...] = (3, 8, 12, 16, 20, 25, 30, 40)
+#: line bytes a frame adds to its data: address, control, FCS (2), BOF and EOF
+FRAME_OVERHEAD = 6
 
 PI_BAUD = 0x01
 PI_MAX_TURNAROUND = 0x82
@@ -74,6 +76,12 @@ def _highest_value(bits: int, table: tuple[int, ...]) -> int:
 
 def _mask_up_to(table: tuple[int, ...], limit_index: int) -> int:
     return (1 << (limit_index + 1)) - 1
+
+
+def _bits_up_to(bits: int, index: int) -> int:
+    """``bits`` without the bits above ``index``, and with bit ``index`` set: the highest value becomes
+    the one at ``index`` (a station that receives a larger value receives that one too)."""
+    return bits & ((1 << index) - 1) | 1 << index
 
 
 def bits_for(table: tuple[int, ...], values: list[int] | tuple[int, ...] | set[int]) -> int:
@@ -151,6 +159,22 @@ class QosParams:
         """This offer narrowed to the speeds a dongle supports (9600 always stays)."""
         return replace(self, baud=self.baud & (bits_for(BAUD_RATES, [s for s in speeds if s in BAUD_RATES])
                                                | 0x0002))
+
+    def fitted(self, baud: int, max_turnaround_ms: int) -> QosParams:
+        """This offer with data size and window trimmed to the line capacity of ``baud`` and a turn of
+        ``max_turnaround_ms``.
+
+        Our data size and window bind what the *peer* sends us, so what we advertise must already obey
+        the line-capacity rule (:func:`cap_to_line_capacity`) for the speed in force and the time the peer
+        holds the line: a peer that trusts a 2048 B x 7 offer at 9600 bit/s sends 1 s frames. The frame
+        overhead counted is ours to ask for (our additional BOFs and min turnaround). Only those two
+        fields change, and only downwards.
+        """
+        data_size, window = cap_to_line_capacity(
+            self.value("data_size"), self.value("window_size"), baud, max_turnaround_ms,
+            additional_bofs=self.value("additional_bofs"), min_turnaround_us=self.value("min_turnaround"))
+        return replace(self, data_size=_bits_up_to(self.data_size, DATA_SIZES.index(data_size)),
+                       window_size=_bits_up_to(self.window_size, WINDOW_SIZES.index(window)))
 
     # --- wire format --------------------------------------------------------------------------
     def encode(self) -> bytes:
@@ -293,19 +317,36 @@ class LinkParams:
         )
 
 
-def cap_to_line_capacity(data_size: int, window: int, baud: int, max_turnaround_ms: int) -> tuple[int, int]:
-    """Shrink (data size, window) so that one turn fits the line capacity.
+def turn_bytes(data_size: int, window: int, baud: int, *, additional_bofs: int = 0,
+               min_turnaround_us: int = 0) -> int:
+    """Line bytes of one full turn: ``window`` frames of ``data_size`` plus their framing, then the turnaround.
 
-    The data size is reduced only as far as needed to fit a single frame; the window then takes as
-    many frames as fit (at least one). E.g. 2048 B x 7 at 115200 / 500 ms becomes 2048 B x 2.
+    Each frame adds :data:`FRAME_OVERHEAD` bytes and the extra BOFs the receiver asked for; the min
+    turnaround the receiver needs costs its time in bytes at ``baud``. This is the sum IrLAP 6.6.11
+    compares with the line capacity (the Linux stack counts the same).
+    """
+    return window * (data_size + FRAME_OVERHEAD + additional_bofs) + mtt_xbofs(baud, min_turnaround_us)
+
+
+def cap_to_line_capacity(data_size: int, window: int, baud: int, max_turnaround_ms: int, *,
+                         additional_bofs: int = 0, min_turnaround_us: int = 0) -> tuple[int, int]:
+    """Shrink (data size, window) until one turn fits the line capacity (:func:`turn_bytes`).
+
+    IrLAP's order: the window shrinks first; at one frame the data size halves. One 64-byte frame is
+    always allowed (a station must be able to send something). E.g. 2048 B x 7 becomes 2048 B x 2 at
+    115200 bit/s / 500 ms and 256 B x 1 at 9600 bit/s.
     """
     capacity = line_capacity(baud, max_turnaround_ms)
     index = DATA_SIZES.index(data_size)
-    while index > 0 and DATA_SIZES[index] > capacity:
-        index -= 1
-    data_size = DATA_SIZES[index]
-    window = max(1, min(window, capacity // data_size))
-    return data_size, window
+    while turn_bytes(DATA_SIZES[index], window, baud, additional_bofs=additional_bofs,
+                     min_turnaround_us=min_turnaround_us) > capacity:
+        if window > 1:
+            window -= 1
+        elif index > 0:
+            index -= 1
+        else:
+            break
+    return DATA_SIZES[index], window
 
 
 def negotiate(local: QosParams, remote: QosParams) -> LinkParams:
@@ -324,8 +365,12 @@ def negotiate(local: QosParams, remote: QosParams) -> LinkParams:
     # own value, F timer = peer's value). Below 115200 only 500 ms has a defined line capacity.
     tx_turn = local.value("max_turnaround") if baud >= 115200 else 500
     rx_turn = remote.value("max_turnaround") if baud >= 115200 else 500
-    tx_data, tx_window = cap_to_line_capacity(remote.value("data_size"), remote.value("window_size"), baud, tx_turn)
-    rx_data, rx_window = cap_to_line_capacity(local.value("data_size"), local.value("window_size"), baud, rx_turn)
+    # The same rule binds both directions: the peer's offer fitted to our turn is what we send, our offer
+    # fitted to the peer's turn is what we advertise in a UA and what the peer sends us.
+    sent = remote.fitted(baud, tx_turn)
+    received = local.fitted(baud, rx_turn)
+    tx_data, tx_window = sent.value("data_size"), sent.value("window_size")
+    rx_data, rx_window = received.value("data_size"), received.value("window_size")
     return LinkParams(
         baud=baud,
         link_disconnect_s=link_disconnect,

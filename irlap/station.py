@@ -603,9 +603,18 @@ class Station:
     def _send_snrm(self, now: float) -> None:
         assert self.peer is not None and self.ca is not None
         self._setup_tries += 1
-        frame = F.SNRM(source=self.address, dest=self.peer, new_address=self.ca, qos=self.qos)
+        frame = F.SNRM(source=self.address, dest=self.peer, new_address=self.ca, qos=self._snrm_offer())
         end = self._emit(frame, now, self._ndm_xbofs())
         self._start("f", end + F_TIMEOUT_NDM)
+
+    def _snrm_offer(self) -> QosParams:
+        """Our QoS for an SNRM, fitted to the line capacity of the fastest speed we offer.
+
+        The speed is not chosen yet when the SNRM goes out, and fitting to the slowest would cripple
+        fast links; a peer that settles on a slower speed must fit its frames itself (IrLAP's rule, which
+        :func:`~irlap.qos.negotiate` applies for us). A turn of 500 ms is the longest any peer holds the line.
+        """
+        return self.qos.fitted(self.qos.value("baud"), 500)
 
     def _on_setup_frame(self, frame: F.Frame, now: float) -> None:
         match frame:
@@ -654,7 +663,9 @@ class Station:
         self.peer = frame.source
         self.ca = frame.new_address
         xbofs = mtt_xbofs(NDM_BAUD, params.tx_min_turnaround_us) + params.tx_additional_bofs
-        self._emit(F.UA(address=self.ca, source=self.address, dest=frame.source, qos=self.qos), now,
+        # the speed is known now: advertise only what the peer may send us within one of its turns
+        answer = self.qos.fitted(params.baud, params.rx_max_turnaround_ms)
+        self._emit(F.UA(address=self.ca, source=self.address, dest=frame.source, qos=answer), now,
                    max(xbofs, self._ndm_xbofs()))
         self._enter_nrm(params, primary=False, now=now)
         self._events.append(Connected(self.peer, params, primary=False))

@@ -6,11 +6,13 @@ from hypothesis import strategies as st
 
 from irlap.errors import QosError
 from irlap.qos import (
+    BAUD_RATES,
     QosParams,
     cap_to_line_capacity,
     line_capacity,
     mtt_xbofs,
     negotiate,
+    turn_bytes,
 )
 
 # The SNRM parameters of the oracle's golden frame (tshark 4.0.17 decodes them).
@@ -87,20 +89,100 @@ def test_restrict_bauds_keeps_9600():
     assert qos.values("baud") == [9600, 38400]
 
 
-def test_line_capacity_table():
-    assert line_capacity(115200, 500) == 4800
-    assert line_capacity(115200, 50) == 480
-    assert line_capacity(9600, 500) == 400
-    assert line_capacity(57600, 500) == 2360
-    assert line_capacity(9600, 250) == 200
+# The IrLAP table of maximum line capacities (bytes per turn), as the Linux stack's qos.c has it.
+LINE_CAPACITY_TABLE = {
+    2400: (100, None, None, None),
+    9600: (400, None, None, None),
+    19200: (800, None, None, None),
+    38400: (1600, None, None, None),
+    57600: (2360, None, None, None),
+    115200: (4800, 2400, 960, 480),
+    576000: (28800, 11520, 5760, 2880),
+    1152000: (57600, 28800, 11520, 5760),
+    4000000: (200000, 100000, 40000, 20000),
+    16000000: (800000, 400000, 160000, 80000),
+}
+
+
+@pytest.mark.parametrize("baud", sorted(LINE_CAPACITY_TABLE))
+def test_line_capacity_table(baud):
+    for turn, capacity in zip((500, 250, 100, 50), LINE_CAPACITY_TABLE[baud], strict=True):
+        if capacity is not None:
+            assert line_capacity(baud, turn) == capacity
+        else:  # not defined below 115200 (the link uses 500 ms there): the 500 ms figure, scaled
+            assert line_capacity(baud, turn) == LINE_CAPACITY_TABLE[baud][0] * turn // 500
+
+
+def test_line_capacity_rejects_unknown_values():
     with pytest.raises(QosError):
         line_capacity(12345, 500)
+    with pytest.raises(QosError):
+        line_capacity(9600, 300)
 
 
-def test_cap_keeps_data_size_and_shrinks_window():
-    assert cap_to_line_capacity(2048, 7, 115200, 500) == (2048, 2)
-    assert cap_to_line_capacity(2048, 7, 9600, 500) == (256, 1)
-    assert cap_to_line_capacity(64, 7, 9600, 500) == (64, 6)
+def test_turn_bytes_counts_frame_overhead_and_turnaround():
+    # 6 bytes per frame (address, control, FCS, BOF, EOF) plus its extra BOFs, then the min turnaround
+    assert turn_bytes(256, 1, 9600) == 262
+    assert turn_bytes(2048, 2, 115200, additional_bofs=12, min_turnaround_us=10000) == 2 * 2066 + 115
+
+
+@pytest.mark.parametrize(
+    "data_size, window, baud, turn, expected",
+    [
+        (2048, 7, 115200, 500, (2048, 2)),  # the window shrinks first
+        (2048, 7, 115200, 250, (2048, 1)),
+        (2048, 7, 115200, 50, (256, 1)),  # then, at one frame, the data size
+        (2048, 7, 9600, 500, (256, 1)),
+        (2048, 7, 2400, 500, (64, 1)),  # one frame is always allowed, even when it does not fit
+        (64, 7, 9600, 500, (64, 5)),  # 5 x 70 = 350 <= 400 < 6 x 70
+        (2048, 7, 4000000, 500, (2048, 7)),  # fits as offered
+    ],
+)
+def test_cap_shrinks_window_first_then_data_size(data_size, window, baud, turn, expected):
+    assert cap_to_line_capacity(data_size, window, baud, turn) == expected
+    capped_data, capped_window = expected
+    if expected[0] > 64:
+        assert turn_bytes(capped_data, capped_window, baud) <= line_capacity(baud, turn)
+
+
+def test_fitted_offer_at_9600_fits_the_line():
+    """What we advertise binds what the peer sends: at 9600 it must fit 400 bytes per 500 ms turn."""
+    offer = QosParams.offer(max_baud=115200, max_data_size=2048, max_window=7, min_turnaround_us=1000)
+    fitted = offer.fitted(9600, 500)
+    assert (fitted.value("data_size"), fitted.value("window_size")) == (256, 1)
+    assert fitted.value("data_size") * fitted.value("window_size") <= line_capacity(9600, 500)
+    # only data size and window change, and only downwards: the other fields are the offer's
+    assert fitted.values("data_size") == [64, 128, 256] and fitted.values("window_size") == [1]
+    assert (fitted.baud, fitted.min_turnaround, fitted.additional_bofs) == (
+        offer.baud, offer.min_turnaround, offer.additional_bofs)
+    assert offer.fitted(115200, 500).value("window_size") == 2
+    assert offer.fitted(16000000, 500) == offer
+
+
+def test_fitted_offer_counts_the_bofs_and_turnaround_it_asks_for():
+    needy = QosParams.offer(max_data_size=64, max_window=7, additional_bofs=48, min_turnaround_us=10000)
+    fitted = needy.fitted(9600, 500)
+    # 64 + 6 + 48 = 118 bytes a frame, 9 bytes of turnaround: 3 frames fit 400 bytes
+    assert fitted.value("window_size") == 3
+
+
+def test_fitted_offer_with_holes_sets_the_capped_bit():
+    sparse = QosParams(data_size=0b100001, window_size=0b1000001)  # 64 or 2048 B, window 1 or 7
+    fitted = sparse.fitted(9600, 500)
+    assert fitted.value("data_size") == 256 and fitted.value("window_size") == 1
+
+
+@pytest.mark.parametrize("baud", BAUD_RATES)
+def test_negotiated_link_matches_what_each_side_advertises(baud):
+    """Both stations agree: what we advertise (fitted) is exactly what the peer uses to send to us."""
+    wide = QosParams.offer(max_baud=16000000, min_baud=2400)
+    only = QosParams(baud=(1 << BAUD_RATES.index(baud)) | 0x2, data_size=0x3F, window_size=0x7F)
+    link = negotiate(wide, only)
+    mirror = negotiate(only, wide)
+    ours = wide.fitted(link.baud, link.rx_max_turnaround_ms)
+    assert (ours.value("data_size"), ours.value("window_size")) == (link.rx_data_size, link.rx_window)
+    assert (mirror.tx_data_size, mirror.tx_window) == (link.rx_data_size, link.rx_window)
+    assert link.rx_data_size * link.rx_window <= max(line_capacity(link.baud, link.rx_max_turnaround_ms), 64)
 
 
 def test_negotiate_and_rule_for_baud_and_disconnect_per_station_for_rest():
@@ -163,8 +245,13 @@ def test_negotiation_never_exceeds_line_capacity(a, b):
     except QosError:
         assert not a.baud & b.baud
         return
-    assert link.tx_data_size * link.tx_window <= max(line_capacity(link.baud, link.tx_max_turnaround_ms),
-                                                     link.tx_data_size)
+    capacity = line_capacity(link.baud, link.tx_max_turnaround_ms)
+    assert link.tx_data_size * link.tx_window <= max(capacity, link.tx_data_size)
+    assert link.rx_data_size * link.rx_window <= max(line_capacity(link.baud, link.rx_max_turnaround_ms),
+                                                     link.rx_data_size)
+    if link.tx_window > 1:  # more than one frame only when the whole turn fits, overhead included
+        assert turn_bytes(link.tx_data_size, link.tx_window, link.baud, additional_bofs=link.tx_additional_bofs,
+                          min_turnaround_us=link.tx_min_turnaround_us) <= capacity
 
 
 @given(st.binary(max_size=64))

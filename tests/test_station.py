@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from irlap import frames as F
 from irlap.errors import IrLAPError
-from irlap.qos import QosParams, mtt_xbofs
+from irlap.qos import QosParams, line_capacity, mtt_xbofs, turn_bytes
 from irlap.station import (
     MEDIA_BUSY,
     NDM_XBOFS,
@@ -216,7 +216,8 @@ def test_primary_sends_snrm_and_switches_speed_before_polling():
     p.connect(B, now=0.0)
     [action] = p.take_output()
     snrm = F.parse(action.frame)
-    assert isinstance(snrm, F.SNRM) and snrm.dest == B and snrm.source == A and snrm.qos == OURS
+    assert isinstance(snrm, F.SNRM) and snrm.dest == B and snrm.source == A
+    assert snrm.qos == OURS.fitted(115200, 500)  # our offer, within the line capacity of 115200 bit/s
     assert 1 <= snrm.new_address <= 0x7E
     theirs = QosParams.offer(max_baud=57600, max_data_size=256, min_turnaround_us=10000)
     ua = F.UA(address=snrm.new_address, source=B, dest=A, qos=theirs)
@@ -239,7 +240,8 @@ def test_secondary_answers_at_9600_then_switches():
     out = s.take_output()
     assert isinstance(out[0], Transmit) and out[1] == SetSpeed(115200)
     ua = F.parse(out[0].frame)
-    assert isinstance(ua, F.UA) and ua.address == CA and ua.source == B and ua.dest == A and ua.qos == OURS
+    assert isinstance(ua, F.UA) and ua.address == CA and ua.source == B and ua.dest == A
+    assert ua.qos == OURS.fitted(115200, 500)
     [event] = s.take_events()
     assert isinstance(event, Connected) and not event.primary and s.state == State.NRM_SECONDARY
 
@@ -286,6 +288,57 @@ def test_snrm_contention_larger_address_wins(peer, we_answer):
     out = frames_out(p)
     assert bool(out and isinstance(out[0], F.UA)) is we_answer
     assert (p.state == State.NRM_SECONDARY) is we_answer
+
+
+# --- line capacity: what we advertise and what we send ----------------------------------------------------
+SLOW = QosParams.offer(max_baud=9600, max_data_size=2048, max_window=7, min_turnaround_us=1000)
+
+
+def fits_9600(qos: QosParams) -> bool:
+    data, window = qos.value("data_size"), qos.value("window_size")
+    return data * window <= line_capacity(9600, 500) and turn_bytes(
+        data, window, 9600, additional_bofs=qos.value("additional_bofs"),
+        min_turnaround_us=qos.value("min_turnaround")) <= line_capacity(9600, 500)
+
+
+def test_ua_at_9600_advertises_what_fits_the_line():
+    """Our UA's data size and window bind the peer: at 9600 bit/s, 2048 B x 7 would be 15 s of air per turn."""
+    s = station(B, qos=OURS)  # we could do 2048 x 7 at 115200
+    s.receive(F.SNRM(source=A, dest=B, new_address=CA, qos=SLOW).to_bytes(), now=0.0)
+    ua = F.parse(s.take_output()[0].frame)
+    assert isinstance(ua, F.UA) and fits_9600(ua.qos)
+    assert (ua.qos.value("data_size"), ua.qos.value("window_size")) == (256, 1)
+    [event] = s.take_events()
+    assert (event.params.rx_data_size, event.params.rx_window) == (256, 1)
+
+
+def test_snrm_advertises_what_fits_the_fastest_speed_offered():
+    p = station(A, qos=SLOW)
+    p.connect(B, now=0.0)
+    snrm = F.parse(p.take_output()[0].frame)
+    assert fits_9600(snrm.qos) and snrm.qos.values("baud") == SLOW.values("baud")
+    fast = station(A, qos=OURS)
+    fast.connect(B, now=0.0)
+    snrm = F.parse(fast.take_output()[0].frame)
+    assert (snrm.qos.value("data_size"), snrm.qos.value("window_size")) == (2048, 2)  # 115200 / 500 ms
+
+
+def test_peer_that_advertises_too_much_is_clamped_on_our_sending_side():
+    p = station(A, qos=SLOW)
+    p.connect(B, now=0.0)
+    snrm = F.parse(p.take_output()[0].frame)
+    greedy = QosParams.offer(max_baud=115200, max_data_size=2048, max_window=7)
+    p.receive(F.UA(address=snrm.new_address, source=B, dest=A, qos=greedy).to_bytes(), now=0.2)
+    [poll] = frames_out(p)
+    assert p.params.baud == 9600 and (p.params.tx_data_size, p.params.tx_window) == (256, 1)
+    with pytest.raises(IrLAPError, match="data size"):
+        p.send(bytes(257), now=0.3)
+    for _ in range(7):
+        p.send(bytes(256), now=0.3)
+    p.receive(F.RR(address=p.ca, command=False, poll_final=True, nr=0).to_bytes(), now=0.5)
+    turn = frames_out(p)
+    sent = sum(len(f.info) for f in turn if isinstance(f, F.IFrame))
+    assert len(turn) == 1 and sent <= line_capacity(9600, 500)
 
 
 # --- NRM ------------------------------------------------------------------------------------------------
