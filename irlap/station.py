@@ -275,7 +275,8 @@ class Station:
         self.va = 0
         self._unacked: deque[bytes] = deque()
         self._queue: deque[bytes] = deque()
-        self._srej: list[tuple[int, bytes]] = []
+        # N(S) of unacknowledged frames the peer asked for again (SREJ): each at most once, so at most a window
+        self._srej: list[int] = []
         self._token = False
         self._remote_busy = False
         self._local_busy = False
@@ -808,7 +809,7 @@ class Station:
         while self.va != nr and self._unacked:
             self._unacked.popleft()
             self.va = (self.va + 1) % 8
-        self._srej = [(ns, data) for ns, data in self._srej if _seq_diff(ns, self.va) < _seq_diff(self.vs, self.va)]
+        self._srej = [ns for ns in self._srej if _seq_diff(ns, self.va) < len(self._unacked)]
 
     def _go_back(self) -> None:
         """Resend every unacknowledged frame, with the same sequence numbers."""
@@ -839,9 +840,13 @@ class Station:
                 self._remote_busy = False
                 self._go_back()
             case F.SREJ():
-                if self._unacked:
-                    self._srej.append((self.va, self._unacked[0]))
-                    self.stats.retransmissions += 1
+                self._queue_selective_resend(self.va)
+
+    def _queue_selective_resend(self, ns: int) -> None:
+        """Resend frame ``ns`` at our next turn, once however often the peer asks (a peer repeating SREJ
+        must not make us send more than a window per turn)."""
+        if _seq_diff(ns, self.va) < len(self._unacked) and ns not in self._srej:
+            self._srej.append(ns)
 
     def _send_window(self, now: float, *, final: bool) -> float:
         """Our turn: (re)send I-frames up to the window, the last with P/F; else RR/RNR with P/F."""
@@ -849,9 +854,10 @@ class Station:
         xbofs = self._first_xbofs()
         frames: list[F.Frame] = []
         command = self.is_primary
-        for ns, data in self._srej:
+        for ns in self._srej:
             frames.append(F.IFrame(address=self.ca, command=command, poll_final=False, ns=ns, nr=self.vr,
-                                   info=data))
+                                   info=self._unacked[_seq_diff(ns, self.va)]))
+        self.stats.retransmissions += len(self._srej)
         self._srej = []
         while (self._queue and not self._remote_busy and len(self._unacked) < self.params.tx_window
                and len(frames) < self.params.tx_window):

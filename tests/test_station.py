@@ -485,6 +485,60 @@ def test_rej_and_srej_resend():
     assert (again.ns, again.info, again.poll_final) == (1, b"two", True)
 
 
+def primary_with_frames_in_flight(count=2):
+    """A connected primary that sent ``count`` I-frames (ns 0..count-1) and waits for the answer."""
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    p.receive(frames_out(s)[0].to_bytes(), now=now)
+    for index in range(count):
+        p.send(b"frame %d" % index, now=now)
+    p.handle_timer(now)
+    assert len(frames_out(p)) == count
+    return p, now
+
+
+def test_repeated_srej_is_queued_once_and_retransmissions_stay_within_the_window():
+    """300 SREJs for one frame resend it once, not 300 times in one turn (issue 13, item 4)."""
+    p, now = primary_with_frames_in_flight(2)
+    for index in range(300):
+        p.receive(F.SREJ(address=p.ca, command=False, poll_final=False, nr=0).to_bytes(), now=now + 0.1)
+    p.receive(F.SREJ(address=p.ca, command=False, poll_final=True, nr=0).to_bytes(), now=now + 0.1)
+    resent = frames_out(p)
+    assert [(f.ns, f.info) for f in resent] == [(0, b"frame 0")]
+    assert p.stats.retransmissions == 1
+
+
+def test_srej_for_each_frame_in_flight_resends_each_once_within_the_window():
+    p, now = primary_with_frames_in_flight(2)
+    for nr in (0, 1):  # SREJ 1 also acknowledges frame 0, whose pending resend is then dropped
+        for _ in range(50):
+            p.receive(F.SREJ(address=p.ca, command=False, nr=nr).to_bytes(), now=now + 0.1)
+    for chunk in (b"new 1", b"new 2", b"new 3"):
+        p.send(chunk, now=now + 0.1)
+    p.receive(F.RR(address=p.ca, command=False, poll_final=True, nr=1).to_bytes(), now=now + 0.1)
+    turn = frames_out(p)
+    assert len(turn) <= p.params.tx_window == 2
+    assert [(f.ns, f.info) for f in turn] == [(1, b"frame 1"), (2, b"new 1")]
+    assert p.stats.retransmissions == 1
+
+
+def test_secondary_repeated_srej_and_rej_stay_bounded():
+    p, s, now = connect_pair()
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now)
+    frames_out(s)
+    for chunk in (b"one", b"two"):
+        s.send(chunk, now=now)
+    s.receive(F.RR(address=s.ca, nr=0).to_bytes(), now=now + 0.1)
+    assert len(frames_out(s)) == 2
+    for _ in range(100):
+        s.receive(F.SREJ(address=s.ca, nr=1, poll_final=False).to_bytes(), now=now + 0.2)
+        s.receive(F.REJ(address=s.ca, nr=1, poll_final=False).to_bytes(), now=now + 0.2)
+    assert s.backlog[0] == 1  # "one" is acknowledged, "two" waits once
+    s.receive(F.RR(address=s.ca, nr=1).to_bytes(), now=now + 0.3)
+    turn = frames_out(s)
+    assert [(f.ns, f.info) for f in turn] == [(1, b"two")]
+
+
 def test_rnr_stops_data_and_local_busy_sends_rnr():
     p, s, now = connect_pair()
     p.receive(F.RNR(address=p.ca, command=False, nr=0).to_bytes(), now=now)
