@@ -169,6 +169,7 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
     transfers: list[Transfer] = []
     by_a: dict[tuple[int, int], Transfer] = {}
     by_b: dict[tuple[int, int], Transfer] = {}
+    orphans: list[Transfer] = []  # connections B accepted after A had given up on them
     stats = {"progress": 0.0, "rounds": 0, "lap_disconnects": 0, "lap_connections": 0, "next_at": 0.0,
              "max_log": 0, "over": set(), "max_lap_queue": 0, "max_lmp_queue": 0, "max_rx": 0, "max_heap": 0}
 
@@ -275,6 +276,10 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
         by_b.pop(transfer.b_conn, None)
         sent = transfer.payload
         got = bytes(transfer.received)
+        if transfer.index < 0:
+            if got:
+                fail(f"B: {len(got)} bytes arrived on connection {transfer.b_conn}, which A had given up on")
+            return
         if transfer.b_end == P.DisconnectReason.USER_REQUEST:
             if got != sent:
                 prefix = len(got) if sent.startswith(got) else next(i for i, (x, y) in enumerate(zip(got, sent))
@@ -313,7 +318,11 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
         if isinstance(event, TtpConnected):
             transfer = next((t for t in by_a.values() if t.a_conn == (event.conn[1], event.conn[0])), None)
             if transfer is None or transfer.b_conn is not None:
-                fail(f"B: connection {event.conn} that A did not open")
+                # A gave up on this connect (no confirm within IrLMP's connect timeout, an outage) after its
+                # Connect PDU had reached IrLAP: B accepts it, then gets A's disconnect. Nothing may arrive on it.
+                orphan = Transfer(-1, b"", sim.now, b_conn=event.conn, a_end=P.DisconnectReason.CLIENT_NOT_RESPONDING)
+                orphans.append(orphan)
+                by_b[event.conn] = orphan
                 return
             transfer.b_conn = event.conn
             by_b[event.conn] = transfer
@@ -404,8 +413,8 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
     sim.run(until=seconds)
     # no new connections from here; give the ones under way time to end
     stats["next_at"] = float("inf")
-    sim.run(until=seconds + 120, stop=lambda: all(t.done for t in transfers))
-    for transfer in transfers:
+    sim.run(until=seconds + 120, stop=lambda: all(t.done for t in transfers + orphans))
+    for transfer in transfers + orphans:
         if not transfer.done:
             fail(f"#{transfer.index} never ended (A: {transfer.a_end}, B: {transfer.b_end}, "
                  f"{len(transfer.received)} of {len(transfer.payload)} bytes read, mode {transfer.mode})")
