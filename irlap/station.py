@@ -52,6 +52,8 @@ N3 = 3
 FAST_POLL = 0.010  # the first idle poll of the primary (doubling up to its max turnaround time)
 BACKOFF = (0.020, 0.050)
 LOG_EXPIRY = 6.0
+#: most devices the discovery log holds (and one discovery round reports); the oldest entry makes room
+MAX_LOGGED_DEVICES = 64
 DISCOVERY_SLOTS = (1, 6, 8, 16)
 
 
@@ -236,6 +238,7 @@ class Station:
         accept_connections: bool = True,
         slot_timeout: float = SLOT_TIMEOUT,
         log_expiry: float = LOG_EXPIRY,
+        max_logged_devices: int = MAX_LOGGED_DEVICES,
     ) -> None:
         if not 0 < address < 0xFFFFFFFF:
             raise IrLAPError("a device address must be a 32-bit value other than 0 and 0xffffffff")
@@ -246,6 +249,9 @@ class Station:
         self.accept_connections = accept_connections
         self.slot_timeout = slot_timeout
         self.log_expiry = log_expiry
+        if max_logged_devices < 1:
+            raise IrLAPError("the discovery log must hold at least one device")
+        self.max_logged_devices = max_logged_devices
         self.stats = StationStats()
 
         self.state = State.NDM
@@ -336,11 +342,33 @@ class Station:
         frames = (*self._queue, *self._unacked)
         return len(frames), sum(len(frame) for frame in frames)
 
+    @property
+    def logged_devices(self) -> int:
+        """Entries held in the discovery log (at most :data:`MAX_LOGGED_DEVICES`; expired ones go at the
+        next insert or read)."""
+        return len(self._log)
+
     def discovery_log(self, now: float) -> list[DiscoveredDevice]:
         """Devices seen within the log expiry time, most recent first."""
+        self._expire_log(now)
+        return sorted(self._log.values(), key=lambda d: -d.last_seen)
+
+    def _expire_log(self, now: float) -> None:
         for address in [a for a, d in self._log.items() if now - d.last_seen > self.log_expiry]:
             del self._log[address]
-        return sorted(self._log.values(), key=lambda d: -d.last_seen)
+
+    def _remember(self, device: DiscoveredDevice, now: float) -> None:
+        """Log a device heard, expiring old entries and dropping the oldest beyond the cap.
+
+        Done on every insert, not only when somebody reads the log: every overheard discovery adds an
+        entry, and a station nobody asks would otherwise keep them all (20,000 after 20 minutes).
+        """
+        self._expire_log(now)
+        self._log.pop(device.address, None)
+        self._log[device.address] = device
+        while len(self._log) > self.max_logged_devices:
+            oldest = min(self._log.values(), key=lambda d: d.last_seen)
+            del self._log[oldest.address]
 
     def media_busy(self, now: float) -> bool:
         return now < self._busy_until
@@ -530,7 +558,7 @@ class Station:
         self.state = State.NDM
         self._discovery = None
         for device in d.found.values():
-            self._log[device.address] = device
+            self._remember(device, now)
         self._events.append(Discovered(tuple(d.found.values()), d.started, conflict=self._pending_conflict))
         self._run_pending(now)
 
@@ -544,7 +572,8 @@ class Station:
                 device = DiscoveredDevice(frame.source, frame.info, now)
                 if frame.source in d.found and d.found[frame.source].info != frame.info:
                     self._pending_conflict = True  # two devices answered with one address
-                d.found[frame.source] = device
+                if frame.source in d.found or len(d.found) < self.max_logged_devices:
+                    d.found[frame.source] = device  # the first answers of a flood are kept, the rest ignored
             case F.SNRM(dest=dest) if dest == self.address:
                 self._on_snrm(frame, now)
             case F.TEST(command=True) if frame.dest in (self.address, F.BROADCAST_DEVICE) and not self.connected:
@@ -558,7 +587,7 @@ class Station:
     def _on_xid_command(self, frame: F.XIDCommand, now: float) -> None:
         if frame.is_final:
             device = DiscoveredDevice(frame.source, frame.info, now)
-            self._log[frame.source] = device
+            self._remember(device, now)
             self._events.append(DiscoveryIndication(device))
             if self.state == State.REPLY:
                 self.state = State.NDM

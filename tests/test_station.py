@@ -10,6 +10,8 @@ from irlap import frames as F
 from irlap.errors import IrLAPError
 from irlap.qos import QosParams, line_capacity, mtt_xbofs, turn_bytes
 from irlap.station import (
+    LOG_EXPIRY,
+    MAX_LOGGED_DEVICES,
     MEDIA_BUSY,
     NDM_XBOFS,
     SLOT_TIMEOUT,
@@ -142,6 +144,52 @@ def test_passive_discovery_of_a_final_xid():
     st.receive(final.to_bytes(), now=2.0)
     assert [d.nickname for d in st.discovery_log(2.0)] == ["other"]
     assert st.take_output() == []
+
+
+def overheard(address: int, nickname: str = "x") -> bytes:
+    return F.XIDCommand(source=address, slots=6, slot=0xFF, info=F.DiscoveryInfo.make(nickname)).to_bytes()
+
+
+def test_overheard_discovery_log_expires_on_insert():
+    """Overheard discovery, a new device every 60 ms (the issue saw 20,000 entries after 20 minutes), and
+    nobody reading the log: it stays small (item 5). Five simulated minutes keep the test fast."""
+    st = station(B)
+    for index in range(5_000):
+        st.receive(overheard(0x1000 + index), now=index * 0.06)
+        st.take_events()
+        assert st.logged_devices <= MAX_LOGGED_DEVICES
+    # only devices heard within the expiry time remain: at one every 60 ms, 6 s hold 100 > the cap
+    newest = st.discovery_log(now=4_999 * 0.06)
+    assert len(newest) == MAX_LOGGED_DEVICES and newest[0].address == 0x1000 + 4_999
+    st.receive(overheard(0x42), now=4_999 * 0.06 + LOG_EXPIRY + 0.01)
+    assert st.logged_devices == 1  # the insert expired the rest
+
+
+def test_discovery_log_is_capped_dropping_the_oldest():
+    st = station(B)
+    for index in range(MAX_LOGGED_DEVICES + 10):
+        st.receive(overheard(0x1000 + index), now=index * 0.001)
+    assert st.logged_devices == MAX_LOGGED_DEVICES
+    kept = {d.address for d in st.discovery_log(now=1.0)}
+    assert kept == {0x1000 + i for i in range(10, MAX_LOGGED_DEVICES + 10)}
+    # a device heard again is refreshed, not duplicated, and is no longer the oldest
+    st.receive(overheard(0x1000 + 10), now=2.0)
+    st.receive(overheard(0x9999), now=2.1)
+    kept = {d.address for d in st.discovery_log(now=2.1)}
+    assert 0x1000 + 10 in kept and 0x1000 + 11 not in kept and 0x9999 in kept
+    assert st.discovery_log(now=2.1 + LOG_EXPIRY + 0.01) == [] and st.logged_devices == 0
+
+
+def test_answers_to_our_discovery_are_capped():
+    """A responder flooding one round with new addresses cannot grow the round's list without bound."""
+    st = station()
+    st.discover(1, now=0.0)
+    st.take_output()
+    for index in range(MAX_LOGGED_DEVICES * 4):
+        st.receive(F.XIDResponse(source=0x5000 + index, dest=A, slots=1, slot=0).to_bytes(), now=0.01)
+    st.handle_timer(SLOT_TIMEOUT)
+    [event] = [e for e in st.take_events() if isinstance(e, Discovered)]
+    assert len(event.devices) == MAX_LOGGED_DEVICES and st.logged_devices == MAX_LOGGED_DEVICES
 
 
 def test_conflict_flag_makes_responder_pick_a_new_address():
