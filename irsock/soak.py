@@ -195,7 +195,10 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
 
     # --- A: the sending application ------------------------------------------------------------------
     def start_transfer() -> None:
-        if sim.now >= seconds or sum(1 for t in transfers if not t.done) >= MAX_OUTSTANDING:
+        if sim.now >= seconds:
+            return
+        if sum(1 for t in transfers if not t.done) >= MAX_OUTSTANDING:
+            next_transfer(0.5)  # B's user is still reading the earlier ones: try again soon
             return
         size = rng.randint(1, max_size) if rng.random() < 0.9 else rng.randint(0, 64)
         transfer = Transfer(len(transfers), rng.randbytes(size), sim.now)

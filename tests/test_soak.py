@@ -201,3 +201,26 @@ def test_soak_sees_a_connection_broken_without_cause(monkeypatch):
     monkeypatch.setattr(TinyTP, "_on_data", flaky)
     report = soak.run_soak(120, seed=1, duplicate=0, reorder=0)
     assert report.failures
+
+
+def test_overheard_discovery_keeps_the_log_bounded():
+    """Issue 13 item 5 on the medium: passers-by under new addresses every 2 s for 2 minutes; the log of two
+    idle stacks that overhear them holds only the recent ones (expiry 6 s), not one entry per passer-by."""
+    from irlap.qos import QosParams
+
+    sim = Simulator(8)
+    stacks = [soak._stack(address, name, QosParams.offer(), sim) for address, name in ((1, "a"), (2, "b"))]
+    for stack in stacks:
+        sim.add(stack).keep_history = False
+    from irlap.station import Station
+
+    passer = Station(0x3333, rng=sim.station_rng())
+    node = sim.add(passer)
+    rng = random.Random(8)
+    largest = 0
+    for _ in range(60):
+        passer.address = rng.randrange(1, 0xFFFFFFFE)
+        node.call("discover", 1)
+        sim.run(until=sim.now + 2.0)
+        largest = max(largest, *(len(s.station._log) for s in stacks))
+    assert 1 <= largest <= 5
