@@ -113,7 +113,7 @@ def test_soak_short(seed):
     report = short_soak(seed)
     print(report.as_dict())
     assert report.failures == []
-    assert report.completed >= 3 and report.bytes_completed > 0
+    assert report.completed >= 2 and report.bytes_completed > 0
     assert report.discovery_rounds >= 10
     assert report.completed + report.broken == report.connections
 
