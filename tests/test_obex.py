@@ -101,6 +101,15 @@ def test_read_packet_refuses_a_stream_out_of_step():
     ("LPT9", "_LPT9"),
     ("trailing. . ", "trailing"),
     ("日本語のファイル.txt", "日本語のファイル.txt"),
+    ("invoice\u202etxt.exe", "invoicetxt.exe"),  # RLO: would show as invoiceexe.txt
+    ("\u2066x\u2069\u2067y\u2068.txt", "xy.txt"),  # bidi isolates
+    ("\u202aa\u202bb\u202cc\u202dd.txt", "abcd.txt"),  # embeddings, pop, LRO
+    ("\u200fright\u200e.txt", "right.txt"),  # RLM, LRM
+    ("arabic\u061cmark.txt", "arabicmark.txt"),  # ALM
+    ("zero\u200bwidth\ufeff.txt", "zerowidth.txt"),  # ZWSP, BOM (format characters)
+    ("soft\u00adhyphen.txt", "softhyphen.txt"),
+    ("c1\x85next\x9bline.txt", "c1_next_line.txt"),  # C1 controls (NEL, CSI)
+    ("para\u2029line\u2028.txt", "para_line_.txt"),  # separators break a line in a log too
 ])
 def test_safe_name(offered, stored):
     assert safe_name(offered) == stored
@@ -110,6 +119,16 @@ def test_safe_name_caps_length_and_keeps_the_extension():
     name = safe_name("ä" * 300 + ".jpeg")
     assert len(name.encode("utf-8")) <= MAX_NAME_BYTES and name.endswith(".jpeg")
     name.encode("utf-8")  # never a cut UTF-8 sequence
+
+
+def test_safe_name_leaves_no_format_or_control_character():
+    import unicodedata
+
+    offered = "".join(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0), 0xAD, 0x61C, *range(0x200B, 0x2010),
+                                *range(0x2028, 0x202F), *range(0x2060, 0x2070), 0xFEFF, 0xFFF9]))
+    kept = safe_name("a" + offered + "b.txt")
+    assert kept.startswith("a") and kept.endswith("b.txt")
+    assert not [c for c in kept if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
 
 
 def test_reserve_unique_never_overwrites(tmp_path):
@@ -354,7 +373,7 @@ def test_an_unfinished_push_leaves_no_file(inbox, ending):
 
 
 def test_malformed_and_unknown_requests_get_error_codes_and_the_session_goes_on(inbox):
-    session = Session(inbox)
+    session = Session(inbox, browse=True)
     bad = P.build(P.PUT | P.FINAL, raw_headers=b"\x01\x00\x06abc")
     assert session.request(bad, P.PUT).code == P.BAD_REQUEST
     assert session.request(P.build(0x17), 0x17).code == P.NOT_IMPLEMENTED
@@ -395,7 +414,7 @@ def test_client_accepts_a_connect_refusal_without_the_fixed_fields():
 def test_folder_browsing(inbox):
     (inbox / "a.txt").write_text("alpha")
     (inbox / "docs").mkdir()
-    session = Session(inbox)
+    session = Session(inbox, browse=True, allow_delete=True)
     with ObexClient(session.sock, target=FBS_UUID) as client:
         assert client.who == FBS_UUID and client.connection_id is not None
         listing = client.listing()
@@ -426,7 +445,7 @@ def test_folder_browsing(inbox):
 def test_large_get_is_split_to_the_clients_packet_size(inbox):
     data = os.urandom(20_000)
     (inbox / "big.bin").write_bytes(data)
-    session = Session(inbox)
+    session = Session(inbox, browse=True)
     with ObexClient(session.sock, mtu=255, target=FBS_UUID) as client:
         assert client.get("big.bin") == data
     session.finish()
@@ -436,7 +455,7 @@ def test_large_get_is_split_to_the_clients_packet_size(inbox):
 def test_browsing_never_leaves_the_inbox(tmp_path, inbox, name):
     (tmp_path / "outside.txt").write_text("secret")
     (inbox / "link").symlink_to(tmp_path / "outside.txt")
-    session = Session(inbox)
+    session = Session(inbox, browse=True, allow_delete=True)
     with ObexClient(session.sock, target=FBS_UUID) as client:
         with pytest.raises(ObexResponseError) as refused:
             client.get(name)
@@ -450,18 +469,225 @@ def test_browsing_never_leaves_the_inbox(tmp_path, inbox, name):
     assert (tmp_path / "outside.txt").read_text() == "secret"
 
 
-def test_an_inbox_without_browsing_only_takes_files(inbox):
+def test_an_inbox_takes_files_only_unless_asked(inbox):
+    """By default nothing in the inbox is shown, sent or deleted: 0xC3 Forbidden. Folders can still be entered
+    and made, which is how a client pushes into one (obexftp -c sub -p file)."""
     (inbox / "private.txt").write_text("no")
-    session = Session(inbox, browse=False)
+    session = Session(inbox)
     with ObexClient(session.sock) as client:
         for attempt in (client.listing, lambda: client.get("private.txt"), lambda: client.delete("private.txt"),
-                        lambda: client.setpath("x")):
+                        lambda: client.listing("sub")):
             with pytest.raises(ObexResponseError) as refused:
                 attempt()
             assert refused.value.code == P.FORBIDDEN
         client.put_bytes("in.txt", b"yes")
+        client.setpath("sub")
+        client.put_bytes("deeper.txt", b"in sub")
     session.finish()
-    assert everything_under(inbox) == ["in.txt", "private.txt"]
+    assert everything_under(inbox) == ["in.txt", "private.txt", "sub", "sub/deeper.txt"]
+
+
+def test_browsing_without_delete_lists_and_gets_but_does_not_delete(inbox):
+    (inbox / "keep.txt").write_text("kept")
+    session = Session(inbox, browse=True)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        assert 'name="keep.txt"' in client.listing() and client.get("keep.txt") == b"kept"
+        with pytest.raises(ObexResponseError) as refused:
+            client.delete("keep.txt")
+        assert refused.value.code == P.FORBIDDEN and "delet" in str(refused.value)
+    session.finish()
+    assert everything_under(inbox) == ["keep.txt"]
+
+
+def test_deleting_without_browsing(inbox):
+    (inbox / "old.txt").write_text("old")
+    session = Session(inbox, allow_delete=True)
+    with ObexClient(session.sock) as client:
+        with pytest.raises(ObexResponseError) as refused:
+            client.listing()
+        assert refused.value.code == P.FORBIDDEN
+        client.delete("old.txt")
+    session.finish()
+    assert everything_under(inbox) == []
+
+
+def test_a_listing_with_a_name_lists_that_folder(inbox):
+    """obexftp -l sub: a GET of x-obex/folder-listing with Name "sub" lists sub, relative to the current folder."""
+    (inbox / "top.txt").write_text("top")
+    (inbox / "sub" / "deeper").mkdir(parents=True)
+    (inbox / "sub" / "inside.txt").write_text("in sub")
+    (inbox / "sub" / "deeper" / "bottom.txt").write_text("in deeper")
+    session = Session(inbox, browse=True)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        sub = client.listing("sub")
+        assert 'name="inside.txt"' in sub and 'name="deeper"' in sub and "top.txt" not in sub
+        assert "<parent-folder/>" in sub
+        assert 'name="bottom.txt"' in client.listing("sub/deeper") and 'name="bottom.txt"' in client.listing(
+            "sub/deeper/")
+        assert 'name="top.txt"' in client.listing("")  # an empty Name: the current folder
+        client.setpath("sub")
+        assert 'name="bottom.txt"' in client.listing("deeper")
+        for name, code in (("absent", P.NOT_FOUND), ("inside.txt", P.NOT_FOUND), ("..", P.FORBIDDEN),
+                           ("deeper/../..", P.FORBIDDEN), ("/etc", P.FORBIDDEN), ("../sub", P.FORBIDDEN)):
+            with pytest.raises(ObexResponseError) as refused:
+                client.listing(name)
+            assert refused.value.code == code, name
+    session.finish()
+
+
+def test_a_listing_skips_names_that_are_not_utf8_and_the_session_goes_on(inbox):
+    """A name on disk that is not UTF-8 (Latin-1 from an old system) once crashed the whole receiver."""
+    os.close(os.open(os.path.join(os.fsencode(inbox), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY, 0o644))
+    (inbox / "fine.txt").write_text("ok")
+    (inbox / "rlo\u202etxt.exe").write_text("x")  # a name the server would never store: not offered
+    session = Session(inbox, browse=True)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        listing = client.listing()
+        assert 'name="fine.txt"' in listing and "caf" not in listing and "rlo" not in listing
+        listing.encode("utf-8")
+        client.put_bytes("after.txt", b"still serving")
+    session.finish()
+    assert session.error is None and (inbox / "after.txt").read_bytes() == b"still serving"
+
+
+def test_an_unexpected_failure_is_answered_internal_error_and_the_session_goes_on(inbox, monkeypatch):
+    events = []
+
+    def broken(self, folder):
+        raise RuntimeError("a bug in the listing")
+
+    monkeypatch.setattr(server_module._Session, "listing", broken)
+    session = Session(inbox, browse=True, log=events.append)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        with pytest.raises(ObexResponseError) as failed:
+            client.listing()
+        assert failed.value.code == P.INTERNAL_ERROR
+        client.put_bytes("after.txt", b"still serving")
+    session.finish()
+    assert session.error is None and (inbox / "after.txt").read_bytes() == b"still serving"
+    assert any("a bug in the listing" in e and "test-peer" in e for e in events), events
+
+
+def test_the_server_logs_refusals_downloads_deletes_folders_and_where_a_push_went(inbox):
+    (inbox / "a.txt").write_text("alpha")
+    events = []
+    session = Session(inbox, browse=True, allow_delete=True, max_size=1000, log=events.append)
+    with ObexClient(session.sock, target=FBS_UUID) as client:
+        with pytest.raises(ObexResponseError):
+            client.put_bytes("big.bin", bytes(5000))
+        session.request(P.build(P.PUT | P.FINAL, [(P.H_CONNECTION_ID, client.connection_id), (P.H_NAME, "x\u202e.bin"),
+                                                  (P.H_IRSOCK_SHA256, bytes(32)), (P.H_END_OF_BODY, b"data")]),
+                        P.PUT)
+        assert client.get("a.txt") == b"alpha"
+        client.delete("a.txt")
+        client.setpath("new")
+        client.put_bytes("inner.txt", b"inside")
+    stored = session.finish()
+    text = "\n".join(events)
+    assert "refused 'big.bin' from test-peer: 0xCD Request Entity Too Large" in text, text
+    assert "refused 'x\\u202e.bin' from test-peer: 0xC6 Not Acceptable" in text and "SHA-256" in text
+    assert "sent a.txt (5 bytes) to test-peer" in text
+    assert "deleted a.txt for test-peer" in text
+    assert "created folder new/ for test-peer" in text
+    assert "\u202e" not in text  # what the peer offered is logged escaped (a bidi override stays visible)
+    assert [(f.name, f.relative) for f in stored] == [("inner.txt", "new/inner.txt")]
+
+
+def test_stored_files_get_the_mode_the_umask_gives(inbox):
+    previous = os.umask(0o022)
+    try:
+        session = Session(inbox)
+        with ObexClient(session.sock) as client:
+            client.put_bytes("shared.txt", b"like obex_tcp")
+        session.finish()
+        os.umask(0o077)
+        session = Session(inbox)
+        with ObexClient(session.sock) as client:
+            client.put_bytes("private.txt", b"mine")
+        session.finish()
+    finally:
+        os.umask(previous)
+    assert (inbox / "shared.txt").stat().st_mode & 0o777 == 0o644
+    assert (inbox / "private.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_stale_partial_files_are_removed_and_nothing_else(inbox):
+    import fcntl
+
+    (inbox / "sub").mkdir()
+    stale = [inbox / ".irsock-incoming-k3j_9x0a.part", inbox / "sub" / ".irsock-incoming-0123456789abcdef.part"]
+    kept = [inbox / ".irsock-incoming-notes.txt", inbox / "movie.part", inbox / ".irsock-incoming-abc.part",
+            inbox / "irsock-incoming-k3j_9x0a.part"]
+    for path in stale + kept:
+        path.write_bytes(b"partial")
+        os.utime(path, (1_000_000_000, 1_000_000_000))  # left by a receiver killed long ago
+    fresh = inbox / ".irsock-incoming-00000000000000aa.part"  # just created, perhaps not yet locked: kept
+    fresh.write_bytes(b"")
+    kept.append(fresh)
+    busy = inbox / ".irsock-incoming-fedcba9876543210.part"  # another receiver is writing it right now
+    with busy.open("wb") as writer:
+        os.utime(busy, (1_000_000_000, 1_000_000_000))
+        fcntl.flock(writer, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        removed = ObexServer(inbox).remove_stale_parts()
+        assert busy.exists()
+    assert sorted(removed) == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_the_file_being_received_is_locked_against_a_second_receivers_cleanup(inbox):
+    session = Session(inbox)
+    session.request(P.build(P.CONNECT, connect=(0x10, 0, 0xFFFF)), P.CONNECT)
+    answer = session.request(P.build(P.PUT, [(P.H_NAME, "slow.bin"), (P.H_BODY, bytes(1000))]), P.PUT)
+    assert answer.code == P.CONTINUE
+    [partial] = inbox.iterdir()
+    os.utime(partial, (1_000_000_000, 1_000_000_000))  # a slow sender: old, but its receiver is alive
+    assert ObexServer(inbox).remove_stale_parts() == []
+    assert session.request(P.build(P.PUT | P.FINAL, [(P.H_END_OF_BODY, b"end")]), P.PUT).code == P.SUCCESS
+    session.finish()
+    assert (inbox / "slow.bin").read_bytes() == bytes(1000) + b"end"
+
+
+def test_disconnect_is_answered_then_the_server_waits_for_the_client_to_hang_up(inbox):
+    """The 0xA0 goes out and stays deliverable: the server does not close first (over IrDA a close right
+    after the answer could drop the link before the answer left)."""
+    session = Session(inbox)
+    with ObexClient(session.sock) as client:
+        client.put_bytes("a.txt", b"a")
+    assert client.disconnect_status == "ok"
+    session.sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        session.sock.recv(1)  # the server still holds the connection open
+    session.finish()  # we hang up: the session ends
+
+
+def test_the_wait_for_the_client_to_hang_up_is_bounded(inbox):
+    session = Session(inbox, close_wait=0.2)
+    session.request(P.build(P.DISCONNECT), P.DISCONNECT)
+    session._thread.join(10)
+    assert not session._thread.is_alive()
+    assert session.sock.recv(1) == b""
+    session.finish()
+
+
+def test_a_missing_disconnect_answer_is_reported_not_hidden(caplog):
+    import logging
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(P.build(P.SUCCESS, connect=(0x10, 0, 0xFFFF)))
+        client = ObexClient(a)
+        client.connect()
+        b.close()  # the peer drops the link instead of answering DISCONNECT
+        with caplog.at_level(logging.DEBUG, logger="irsock.obex"):
+            status = client.disconnect()
+    assert status == client.disconnect_status and status.startswith("no response: ")
+    assert any("DISCONNECT" in r.getMessage() for r in caplog.records)
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(P.build(P.SUCCESS, connect=(0x10, 0, 0xFFFF)) + P.build(P.FORBIDDEN))
+        client = ObexClient(a)
+        client.connect()
+        assert client.disconnect() == "refused: 0xC3 Forbidden"
 
 
 def test_a_push_bigger_than_the_free_space_is_refused_before_any_byte_is_written(inbox, monkeypatch):

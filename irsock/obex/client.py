@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from irsock.obex.packets import ObexError, ObexResponseError
 
 DEFAULT_MTU = 0xFFFF  # the largest packet we accept: big packets keep the per-packet turnarounds rare
 SLICE = 4096  # bytes handed to the socket at a time, so progress moves smoothly inside one packet
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +51,8 @@ class ObexClient:
         self.connection_id: int | None = None
         self.who: bytes | None = None
         self.connected = False
+        #: how the last DISCONNECT went: "ok", "no response: ...", "refused: 0xC3 Forbidden" (None before)
+        self.disconnect_status: str | None = None
 
     # --- plumbing -----------------------------------------------------------------------------------
     def _send(self, data: bytes, progress: Callable[[int], None] | None = None) -> None:
@@ -105,14 +110,25 @@ class ObexClient:
             raise ObexError("the peer answered for another service (Who differs from our Target)")
         self.connected = True
 
-    def disconnect(self) -> None:
+    def disconnect(self) -> str | None:
+        """End the session; how the peer answered (also in :attr:`disconnect_status`).
+
+        Never raises: the files are delivered by then, and the session is over either way. But a peer that
+        drops the link instead of answering is not silently passed: the status says so, and it is logged.
+        """
         if not self.connected:
-            return
+            return self.disconnect_status
         self.connected = False
         try:
-            self._request(P.DISCONNECT, [])
-        except (ObexError, OSError):
-            pass  # the session is over either way
+            response = self._request(P.DISCONNECT, [])
+        except (ObexError, OSError) as exc:
+            self.disconnect_status = f"no response: {exc}"
+        else:
+            code = response.code
+            self.disconnect_status = "ok" if code == P.SUCCESS else f"refused: {P.response_text(code)}"
+        if self.disconnect_status != "ok":
+            _logger.debug("OBEX DISCONNECT: %s", self.disconnect_status)
+        return self.disconnect_status
 
     def abort(self) -> None:
         self._check(self._request(P.ABORT, []), "ABORT")
@@ -224,9 +240,9 @@ class ObexClient:
             self._send(P.build(P.GET | P.FINAL, []))
             response = self._receive(P.GET)
 
-    def listing(self) -> str:
-        """The current folder as x-obex/folder-listing XML."""
-        return self.get(mime_type="x-obex/folder-listing").decode("utf-8", "replace")
+    def listing(self, folder: str | None = None) -> str:
+        """The current folder (or ``folder`` below it, "a/b") as x-obex/folder-listing XML."""
+        return self.get(folder, mime_type="x-obex/folder-listing").decode("utf-8", "replace")
 
     def setpath(self, name: str | None = None, *, up: bool = False, create: bool = True) -> None:
         """Into folder ``name``; ``up`` to the parent; neither: back to the root."""

@@ -14,21 +14,30 @@ MAX_NAME_BYTES = 200  # well under every file system's 255-byte limit, leaves ro
 _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
              *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10)),
              *(f"COM{c}" for c in "¹²³"), *(f"LPT{c}" for c in "¹²³")}
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]')
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*\\/]')
+
+
+def _strip_format(name: str) -> str:
+    """``name`` without Unicode format characters (category Cf): the bidi overrides and isolates
+    (U+202A-U+202E, U+2066-U+2069), the marks U+200E, U+200F, U+061C, zero-width characters, BOM, soft
+    hyphen. They are invisible and can make ``invoice\u202etxt.exe`` display as ``invoiceexe.txt``."""
+    return "".join(c for c in name if unicodedata.category(c) != "Cf")
 
 
 def safe_name(untrusted: str, default: str = DEFAULT_NAME) -> str:
     """The base name of ``untrusted`` with everything dangerous removed.
 
-    No directory part (either separator, drive letters, UNC), no ``.``/``..``, no control characters or
-    characters Windows forbids, no reserved device names (``CON``, ``NUL.txt``, ``COM1``...), no leading
+    No directory part (either separator, drive letters, UNC), no ``.``/``..``, no control characters (C0,
+    C1, line and paragraph separators: ``_``) or characters Windows forbids, no invisible format characters
+    (bidi overrides and isolates, zero-width characters: removed, so that what is shown is what is stored),
+    no reserved device names (``CON``, ``NUL.txt``, ``COM1``...), no leading
     dots (hidden files, ``..``) or trailing dots/spaces, at most :data:`MAX_NAME_BYTES` bytes of UTF-8
     with the extension kept. What is left empty becomes ``default``.
     """
     name = unicodedata.normalize("NFC", str(untrusted))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]  # the last path element, whatever the separator
     name = re.sub(r"^[A-Za-z]:", "", name)  # C:name (drive-relative)
-    name = _UNSAFE_CHARS.sub("_", name)
+    name = _UNSAFE_CHARS.sub("_", _strip_format(name))
     name = name.strip().lstrip(".").rstrip(". ")
     if name.split(".")[0].upper().rstrip() in _RESERVED:  # CON, nul.txt, COM1.tar.gz...
         name = "_" + name
