@@ -71,12 +71,31 @@ class Interface:
 
     # --- discovery --------------------------------------------------------------------------------
     def discover(self, slots: int = 6, timeout: float = 3.0) -> list[DiscoveredDevice]:
-        """One discovery round; returns the devices known afterwards (the log, newest first)."""
+        """One discovery round; returns the devices known afterwards (the log, newest first).
+
+        IrLAP discovers only while no link is up. A link that IrLMP keeps only for its idle time (no LSAP
+        connection on it) is dropped first, at once; while a connection uses the link no round can run, and
+        the log is returned as it is after ``timeout``.
+        """
+        def start(stack, now) -> str:
+            state = self.runtime.station.state.value
+            if state in ("NDM", "REPLY"):
+                stack.discover(slots, now)
+                return "started"
+            if state == "QUERY":
+                return "started"  # a round is under way: its end will do
+            return "wait" if stack.lmp.release_idle_link(now) else "busy"
+
         with self.cond:
             before = self.discovery_rounds
-        self.call(lambda stack, now: stack.discover(slots, now) if self.runtime.station.state.value in
-                  ("NDM", "REPLY") else None)
         deadline = time.monotonic() + timeout
+        outcome = self.call(start)
+        while outcome == "wait" and time.monotonic() < deadline and not self.failure:
+            with self.cond:
+                self.cond.wait(0.05)  # woken by the link's Disconnected event
+            outcome = self.call(start)
+        if outcome == "started":
+            deadline = time.monotonic() + timeout
         with self.cond:
             while self.discovery_rounds == before and time.monotonic() < deadline and not self.failure:
                 self.cond.wait(deadline - time.monotonic())
@@ -152,28 +171,43 @@ class Interface:
                 endpoint.on_failure(self.failure)
             self.cond.notify_all()
 
-    def _close_connections(self, timeout: float = 1.5) -> None:
+    def _close_connections(self, stall: float = 5.0, limit: float = 120.0) -> None:
         """Close every LSAP connection the way its socket would (TinyTP data, then an IrLMP Disconnect),
-        so peers see an orderly end rather than a lost link, then let the runtime close the link."""
+        and wait until the link has delivered it all, so peers get every byte and an orderly end rather than
+        a lost link. The wait lasts while the backlog shrinks: it gives up after ``stall`` seconds without
+        progress (a peer that stopped taking data) or ``limit`` seconds in all."""
         if self.failure is not None:
             return
 
-        def close_all(stack, now) -> bool:
+        def close_all(stack, now) -> None:
             for conn in list(stack.connections):
                 stack.close(conn, now)
-            for local, remote in list(stack.lmp.connections):
-                stack.lmp.disconnect(local, remote, now)
-            return bool(stack.connections or stack.lmp.connections)
+            for (local, remote), conn in list(stack.lmp.connections.items()):
+                if conn.owner != "ttp":  # TinyTP's own close sends its queued data first
+                    stack.lmp.disconnect(local, remote, now)
 
-        def busy(stack, now) -> bool:
-            return bool(stack.connections or stack.lmp.connections) and stack.lmp.link_up
+        def backlog(stack, now) -> int | None:
+            """Bytes still to deliver, or None once everything is through (or the link is gone)."""
+            open_conns = [c for c in stack.connections.values() if not c.ended]
+            link_frames, link_bytes = stack.lmp.station.backlog
+            if not stack.lmp.link_up or not (open_conns or stack.lmp.connections or link_frames):
+                return None
+            queued = sum(len(p) for c in open_conns for p, _m in c.tx_segments)
+            lmp_queued = sum(len(pdu) for c in stack.lmp.connections.values() for pdu in c.queue)
+            return queued + lmp_queued + link_bytes + len(open_conns) + len(stack.lmp.connections)
 
         try:
-            if not self.runtime.call(close_all, 1.0):
-                return
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.runtime.call(busy, 1.0):
-                time.sleep(0.02)
+            self.runtime.call(close_all, 1.0)
+            start = last_progress = time.monotonic()
+            least = None
+            while True:
+                left = self.runtime.call(backlog, 1.0)
+                now = time.monotonic()
+                if left is None or now - last_progress > stall or now - start > limit:
+                    return
+                if least is None or left < least:
+                    least, last_progress = left, now
+                time.sleep(0.01)
         except Exception:  # noqa: BLE001 - closing must go on whatever state the stack is in
             return
 

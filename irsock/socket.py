@@ -39,6 +39,7 @@ from irsock.ttp import TtpConnected, TtpDisconnected, TtpError, TtpReadable
 SEND_BUFFER = 8192  # bytes a stream socket queues in TinyTP before send() blocks
 RAW_RECEIVE_LIMIT = 16384  # raw IrLMP sockets ask the peer to pause (RNR) above this
 DGRAM_PID = 0x01
+AUTO_DISCOVERY_ROUNDS = 3  # auto-connect (device 0) discovers until a round adds nobody, at most this often
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -46,6 +47,10 @@ def _error(cls: type[OSError], code: int, winerror: int, message: str) -> OSErro
     exc = cls(code, message)
     exc.winerror = winerror  # type: ignore[attr-defined]
     return exc
+
+
+class _NotOffered(ConnectionRefusedError):
+    """IAS answered "no such class" or "no such attribute": the device does not offer the service."""
 
 
 def refused(message: str) -> OSError:
@@ -143,6 +148,18 @@ def _option_name(level: int, option: int) -> str:
     return C.WINDOWS_OPTIONS.get(option) or C.LINUX_OPTIONS.get(option) or f"SOL_IRLMP option {option}"
 
 
+def _linger(value: Any) -> tuple[int, int]:
+    """SO_LINGER as ``struct linger`` bytes (``struct.pack("ii", onoff, seconds)``) or an (onoff, seconds) pair."""
+    try:
+        onoff, seconds = struct.unpack("ii", bytes(value)) if isinstance(value, bytes | bytearray) else value
+        onoff, seconds = int(onoff), int(seconds)
+    except (TypeError, ValueError, struct.error):
+        raise invalid("SO_LINGER takes struct.pack('ii', onoff, seconds) or (onoff, seconds)") from None
+    if seconds < 0:
+        raise invalid("the SO_LINGER time cannot be negative")
+    return (1 if onoff else 0, seconds)
+
+
 # --- addresses -------------------------------------------------------------------------------------------
 def parse_address(text: str) -> int | None:
     """A device address written as ``0x1234abcd``, ``1234abcd`` or decimal; None if it is not one."""
@@ -209,6 +226,7 @@ class IrdaSocketImpl:
         self.shut_rd = False
         self.shut_wr = False
         self.closed = False
+        self.linger: tuple[int, int] = (0, 0)  # SO_LINGER (l_onoff, l_linger seconds)
         self._rsock, self._wsock = _socket.socketpair()
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
@@ -260,14 +278,15 @@ class IrdaSocketImpl:
                 self.dgrams.append((event.data, event.pid))
             case TtpDisconnected() | LmpDisconnected():
                 detail = getattr(event, "detail", "")
+                words = event.reason.name.lower().replace("_", " ")
                 if not self.connected:
-                    self.error = f"refused: {event.reason.name.lower().replace('_', ' ')}" + (
-                        f" ({detail})" if detail else "")
+                    self.error = f"refused: {words}" + (f" ({detail})" if detail else "")
                 self.eof = True
                 self.connected = False
                 self.disconnect_reason = event.reason
-                if detail and self.error is None and "closed by us" not in detail:
-                    self.error = detail
+                # an orderly close (ours or the peer's) is EOF after the data; anything else is a reset
+                if event.reason != P.DisconnectReason.USER_REQUEST and self.error is None:
+                    self.error = detail or f"the peer ended the connection: {words}"
         self._update_flag()
 
     def on_failure(self, message: str) -> None:
@@ -364,8 +383,13 @@ class IrdaSocketImpl:
             child.peer_max_sdu = self._call(lambda stack, now: stack.connections[conn].tx_max_sdu
                                             if conn in stack.connections else 0)
             def flag(stack, now):
+                # events that came before the child was registered: data, or the peer already gone
                 with self.iface.cond:
-                    child._has_data = bool(stack.readable(conn)) if conn in stack.connections else False
+                    connection = stack.connections.get(conn)
+                    child._has_data = bool(stack.readable(conn)) if connection is not None else False
+                    if connection is None or connection.ended:
+                        child.eof = True
+                        child.connected = False
                     child._update_flag()
 
             self._call(flag)
@@ -385,7 +409,8 @@ class IrdaSocketImpl:
         if result is None:
             raise _error(OSError, errno.ENETDOWN, C.WSAENETDOWN, self.iface.failure or "interface down")
         if result.status in (P.IAS_NO_SUCH_CLASS, P.IAS_NO_SUCH_ATTRIBUTE):
-            raise refused(f"0x{device:08x} offers no service {service!r} ({result.describe()})")
+            raise _error(_NotOffered, errno.ECONNREFUSED, C.WSAECONNREFUSED,
+                         f"0x{device:08x} offers no service {service!r} ({result.describe()})")
         if result.status is None:
             raise unreachable(f"0x{device:08x} did not answer the IAS query for {service!r}: {result.error}")
         if not result.ok or not result.values or result.values[0].kind != P.VALUE_INTEGER:
@@ -403,8 +428,9 @@ class IrdaSocketImpl:
             self.connected = True
             return
         if device in (0, 0xFFFFFFFF):
-            device = self._auto_device(service)
-        remote = self.resolve(device, service)
+            device, remote = self._auto_device(service)
+        else:
+            remote = self.resolve(device, service)
 
         def do(stack, now):
             if self.raw:
@@ -434,23 +460,43 @@ class IrdaSocketImpl:
             raise refused(message)
         self.peer = (device, service)
 
-    def _auto_device(self, service: str) -> int:
-        """Linux auto-connect: the one device in the log that offers ``service``."""
-        devices = self.iface.discover()
+    def _auto_device(self, service: str) -> tuple[int, int]:
+        """Linux auto-connect: (device, LSAP) of the one device in range that offers ``service``.
+
+        A discovery round runs first. Only IAS's own answer "no such class/attribute" means a device does
+        not offer the service; a lookup that fails otherwise leaves the question open and is reported (when
+        two devices answered that they offer it, it is ENOTUNIQ whatever the others did)."""
+        # two devices answering in the same slot garble each other and one round misses both: rounds go on
+        # until one adds nobody to what was found (at most AUTO_DISCOVERY_ROUNDS)
+        found: dict[int, Any] = {}
+        for _round in range(AUTO_DISCOVERY_ROUNDS):
+            new = {d.address: d for d in self.iface.discover() if d.address not in found}
+            if found and not new:
+                break
+            found.update(new)
+        devices = list(found.values())
         if not devices:
-            raise _error(OSError, errno.ENETUNREACH, 10051, "no IrDA device in range (discovery found none)")
-        offering = []
+            raise _error(OSError, errno.ENETUNREACH, 10051,
+                         f"no IrDA device in range ({AUTO_DISCOVERY_ROUNDS} discovery rounds found none)")
+        offering: list[tuple[int, int]] = []
+        failures: list[tuple[int, OSError]] = []
         for device in devices:
             try:
-                self.resolve(device.address, service)
-                offering.append(device.address)
-            except OSError:
+                offering.append((device.address, self.resolve(device.address, service)))
+            except _NotOffered:
                 continue
-        if not offering:
-            raise _error(OSError, errno.EADDRNOTAVAIL, C.WSAEADDRNOTAVAIL, f"no device in range offers {service!r}")
+            except OSError as exc:
+                failures.append((device.address, exc))
         if len(offering) > 1:
             raise _error(OSError, errno.ENOTUNIQ, C.WSAEINVAL,
                          f"{len(offering)} devices offer {service!r}: give the device address")
+        if failures:
+            address, exc = failures[0]
+            raise _error(type(exc), exc.errno or errno.EIO, getattr(exc, "winerror", None) or C.WSAEHOSTUNREACH,
+                         f"cannot tell which device offers {service!r}: asking 0x{address:08x} failed "
+                         f"({exc.strerror or exc}); give the device address")
+        if not offering:
+            raise _error(OSError, errno.EADDRNOTAVAIL, C.WSAEADDRNOTAVAIL, f"no device in range offers {service!r}")
         return offering[0]
 
     # --- data ----------------------------------------------------------------------------------------
@@ -606,31 +652,62 @@ class IrdaSocketImpl:
 
     # --- shutdown -------------------------------------------------------------------------------------
     def shutdown(self, how: int) -> None:
+        """SHUT_WR sends what is queued, then IrLMP's Disconnect (the peer reads EOF after the last byte);
+        IrLMP has no half-close, so the peer cannot send after it, but what it sent before stays readable."""
         if self.conn is None:
             raise not_connected()
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             self.shut_rd = True
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR) and not self.shut_wr:
             self.shut_wr = True
-            self._close_conn()
+            self._close_conn(keep_received=how == _socket.SHUT_WR)
 
-    def _close_conn(self) -> None:
+    def _close_conn(self, *, keep_received: bool = False, abort: bool = False) -> None:
         conn = self.conn
         if conn is None or self.iface.closed:
             return
         try:
             if self.raw:
-                self._call(lambda stack, now: stack.lmp.disconnect(conn[0], conn[1], now))
+                self._call(lambda stack, now: stack.lmp.disconnect(
+                    conn[0], conn[1], now, after_queued=not abort,
+                    reason=P.DisconnectReason.UNSPECIFIED if abort else P.DisconnectReason.USER_REQUEST))
+            elif abort:
+                self._call(lambda stack, now: stack.abort(conn, now))
             else:
-                self._call(lambda stack, now: stack.close(conn, now))
+                self._call(lambda stack, now: stack.close(conn, now, keep_received=keep_received))
         except OSError:
             pass
 
+    def _delivered(self, conn) -> bool:
+        """Everything we sent on ``conn``, its Disconnect included, has been acknowledged by the link."""
+        def check(stack, now) -> bool:
+            if self.raw:
+                return conn not in stack.lmp.connections and not stack.lmp.station.backlog[0]
+            return stack.closed(conn) and conn not in stack.lmp.connections and not stack.lmp.station.backlog[0]
+
+        try:
+            return self._call(check)
+        except OSError:
+            return True  # the interface is down: nothing more will be delivered
+
     def close(self) -> None:
+        """A graceful close: queued data is delivered, then the peer reads EOF. The stack finishes it in the
+        background (as TCP does), unless SO_LINGER is on: then close() waits up to the linger time, and a
+        zero linger time aborts (queued data is discarded and the peer sees a reset)."""
         if self.closed:
             return
-        if not self.shut_wr:
-            self._close_conn()
+        linger_on, linger_time = self.linger
+        abort = bool(linger_on) and linger_time == 0 and self.connected
+        if abort:
+            self._close_conn(abort=True)
+        else:
+            self._close_conn(keep_received=False)  # after shutdown(SHUT_WR) too: nobody reads any more
+        if linger_on and linger_time > 0 and self.conn is not None and not self.iface.closed:
+            deadline = time.monotonic() + linger_time
+            conn = self.conn
+            while time.monotonic() < deadline and not self._delivered(conn):
+                with self.iface.cond:
+                    self.iface.cond.wait(0.05)
         self.closed = True
         if self.conn is not None:
             self.iface.unregister(self.conn)
@@ -661,6 +738,9 @@ class IrdaSocketImpl:
         return self.peer
 
     def getsockopt(self, level: int, option: int, arg: Any = None) -> Any:
+        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_LINGER):
+            packed = struct.pack("ii", *self.linger)
+            return packed[:arg] if isinstance(arg, int) else struct.unpack("ii", packed)[0]
         name = _option_name(level, option)
         if level not in C.SOL_IRLMP_ALIASES:
             raise no_option(name)
@@ -682,6 +762,9 @@ class IrdaSocketImpl:
         raise no_option(name)
 
     def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if (level, option) == (_socket.SOL_SOCKET, _socket.SO_LINGER):
+            self.linger = _linger(value)
+            return
         name = _option_name(level, option)
         if level not in C.SOL_IRLMP_ALIASES:
             raise no_option(name)

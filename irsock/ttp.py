@@ -12,7 +12,13 @@ connection works with credits counted in IrLMP data PDUs:
   set on all but the last and reassembled on the other side; without it (0: SOCK_STREAM) data is a
   byte stream;
 * a peer that sends beyond its credit, or an SDU above the size we announced, is disconnected with
-  a reason; ``close`` sends queued data first, then the IrLMP Disconnect.
+  a reason; ``close`` sends queued data first, then the IrLMP Disconnect (TinyTP's orderly close);
+  :meth:`TinyTP.abort` discards it and disconnects at once;
+* when the peer disconnects, what we received and the reader has not read yet stays readable: the
+  connection ends (``ended``) but is forgotten only once the reader has drained it or closes it, so a
+  stream's tail is never lost to the Disconnect that follows it;
+* a credit grant that would take the peer's credit above 127 is clamped: a peer cannot make us count
+  (or send) beyond what TinyTP can express.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ class TtpConnection:
     rx_partial: bytearray = field(default_factory=bytearray)
     rx_partial_pdus: int = 0
     closing: bool = False
+    ended: bool = False  # the IrLMP connection is gone; kept only while unread data remains
+    released: bool = False  # closed by its reader: nothing more will be read
     sent_pdus: int = 0
     received_bytes: int = 0
 
@@ -188,16 +196,22 @@ class TinyTP:
         return sum(len(unit[0]) for unit in conn.rx_units)
 
     def recv(self, conn_id: ConnId, max_bytes: int | None = None, now: float = 0.0) -> bytes:
-        """Stream: up to ``max_bytes``. SAR: the next whole SDU (``max_bytes`` ignored). Frees credit."""
+        """Stream: up to ``max_bytes``. SAR: the next whole SDU (``max_bytes`` ignored). Frees credit.
+
+        On a connection the peer has ended, the data left is returned; once it is drained the connection
+        is forgotten and ``b""`` is returned.
+        """
         conn = self.connections.get(conn_id)
         if conn is None:
             return b""
         if conn.sar:
             if not conn.rx_units:
+                self._forget_if_drained(conn)
                 return b""
             data, pdus = conn.rx_units.popleft()
             conn.to_return += pdus
             self._pump(conn, now)
+            self._forget_if_drained(conn)
             return bytes(data)
         out = bytearray()
         while conn.rx_units and (max_bytes is None or len(out) < max_bytes):
@@ -210,17 +224,59 @@ class TinyTP:
             else:
                 unit[0] = unit[0][want:]
         self._pump(conn, now)
+        self._forget_if_drained(conn)
         return bytes(out)
 
-    def close(self, conn_id: ConnId, now: float) -> None:
-        """Orderly close: queued data first, then the IrLMP Disconnect."""
+    def close(self, conn_id: ConnId, now: float, *, keep_received: bool = False) -> None:
+        """Orderly close: queued data first, then the IrLMP Disconnect (which IrLMP sends after the data).
+
+        With ``keep_received`` (a socket's ``shutdown(SHUT_WR)``) what the peer sent stays readable;
+        otherwise the reader is gone: what arrives meanwhile is discarded and its credit given back, so
+        the peer is never left waiting for credit while we wait to finish our own sending.
+        """
         conn = self.connections.get(conn_id)
         if conn is None:
+            return
+        if not keep_received:
+            conn.released = True
+            for _data, pdus in conn.rx_units:
+                conn.to_return += pdus
+            conn.rx_units.clear()
+        if conn.ended:
+            self._forget_if_drained(conn)
             return
         conn.closing = True
         self._pump(conn, now)
 
+    def abort(self, conn_id: ConnId, now: float) -> None:
+        """Abortive close: discard what is queued and disconnect at once (the peer sees a reset)."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is None or conn.ended:
+            return
+        conn.tx_segments.clear()
+        self.lmp.disconnect(conn.local, conn.remote, now, reason=P.DisconnectReason.UNSPECIFIED, after_queued=False)
+        self._events.append(TtpDisconnected(conn.id, P.DisconnectReason.USER_REQUEST, "aborted by us"))
+
+    def closed(self, conn_id: ConnId) -> bool:
+        """True once a connection we closed has handed everything, its Disconnect included, to IrLMP."""
+        conn = self.connections.get(conn_id)
+        return conn is None or conn.ended
+
     # --- internals -------------------------------------------------------------------------------
+    def _forget_if_drained(self, conn: TtpConnection) -> None:
+        if conn.ended and (conn.released or not conn.rx_units):
+            self.connections.pop(conn.id, None)
+
+    def _end(self, conn: TtpConnection, reason: P.DisconnectReason, detail: str) -> None:
+        """The IrLMP connection is gone: nothing more can be sent, what was received stays readable."""
+        conn.open = False
+        conn.ended = True
+        conn.closing = False
+        conn.tx_segments.clear()
+        conn.rx_partial = bytearray()  # an SDU the peer never finished is not data
+        self._forget_if_drained(conn)
+        self._events.append(TtpDisconnected(conn.id, reason, detail))
+
     def _conn(self, conn_id: ConnId) -> TtpConnection:
         conn = self.connections.get(conn_id)
         if conn is None:
@@ -237,9 +293,9 @@ class TinyTP:
                 case LmpData(owner=owner) if owner == OWNER:
                     self._on_data(event, now)
                 case LmpDisconnected(owner=owner) if owner == OWNER:
-                    conn = self.connections.pop((event.local, event.remote), None)
-                    if conn is not None:
-                        self._events.append(TtpDisconnected(conn.id, event.reason, event.detail))
+                    conn = self.connections.get((event.local, event.remote))
+                    if conn is not None and not conn.ended:
+                        self._end(conn, event.reason, event.detail)
                 case _:
                     self._events.append(event)
         for conn in list(self.connections.values()):
@@ -252,6 +308,12 @@ class TinyTP:
             self.lmp.disconnect(event.local, event.remote, now, reason=P.DisconnectReason.UNSPECIFIED)
             self._events.append(TtpDisconnected((event.local, event.remote), P.DisconnectReason.UNSPECIFIED,
                                                 f"bad TinyTP connect parameters: {exc}"))
+            return
+        old = self.connections.get((event.local, event.remote))
+        if old is not None:
+            # the peer reuses the LSAP pair of a connection whose data our reader has not drained yet:
+            # refuse rather than mix two connections' bytes
+            self.lmp.disconnect(event.local, event.remote, now, reason=P.DisconnectReason.HALF_OPEN)
             return
         our_sdu = self.listening.get(event.local, 0)
         conn = TtpConnection(event.local, event.remote, event.device, our_sdu, params.max_sdu_size or 0,
@@ -284,7 +346,7 @@ class TinyTP:
         except P.PduError:
             self._abort(conn, "empty TinyTP PDU", now)
             return
-        conn.tx_credit += credit
+        conn.tx_credit = min(P.TTP_MAX_CREDIT, conn.tx_credit + credit)
         if not payload and not more:
             return  # a dataless credit PDU costs no credit
         if conn.rx_granted <= 0:
@@ -292,6 +354,9 @@ class TinyTP:
             return
         conn.rx_granted -= 1
         conn.received_bytes += len(payload)
+        if conn.released:
+            conn.to_return += 1  # nobody reads any more: consumed at once
+            return
         if not conn.sar:
             conn.rx_units.append([bytes(payload), 1])
             self._events.append(TtpReadable(conn.id))
@@ -313,7 +378,7 @@ class TinyTP:
         self._events.append(TtpDisconnected(conn.id, P.DisconnectReason.UNSPECIFIED, detail))
 
     def _pump(self, conn: TtpConnection, now: float) -> None:
-        if not conn.open or conn.id not in self.lmp.connections or not self.lmp.link_up:
+        if conn.ended or not conn.open or conn.id not in self.lmp.connections or not self.lmp.link_up:
             return
         # the peer may send as many PDUs as our buffer has room for: grant what the reader freed
         while conn.tx_segments and conn.tx_credit > 0 and self.lmp.queued(conn.local, conn.remote) < LMP_QUEUE_DEPTH:
@@ -330,6 +395,5 @@ class TinyTP:
             conn.rx_granted += give
             self.lmp.send(conn.local, conn.remote, P.build_ttp_data(b"", give, False), now)
         if conn.closing and not conn.tx_segments:
-            self.connections.pop(conn.id, None)
             self.lmp.disconnect(conn.local, conn.remote, now)
-            self._events.append(TtpDisconnected(conn.id, P.DisconnectReason.USER_REQUEST, "closed by us"))
+            self._end(conn, P.DisconnectReason.USER_REQUEST, "closed by us")

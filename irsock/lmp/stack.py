@@ -11,6 +11,15 @@ the simulator and the real-time runtime drive it exactly as they drive a bare st
   once the last one is gone.
 * A Connect to an LSAP nobody listens on is answered with Disconnect "no LM-MUX client"; data for
   an unknown connection with "data on disconnected LSAP"; access-mode requests with "unsupported".
+  Such replies wait in one bounded queue (:data:`REPLY_QUEUE_LIMIT`, one per LSAP pair and kind):
+  a peer that floods us while holding us in RNR makes us drop replies (counted in :attr:`IrLMP.stats`),
+  never grow. IAS requests beyond :data:`PEER_QUEUE_LIMIT` queued answers are dropped the same way.
+* The link is dropped after the idle time only once IrLAP has delivered everything handed to it: the
+  Disconnect of the last LSAP rides behind its data, and the link must not go down under them.
+* IrLAP connects to one device at a time: a connect to another device while no LSAP uses the link (it is
+  kept for the idle time, or its last LSAP is closing) drops the link at once, once its queue has drained,
+  and opens one to the new device; while an LSAP is open on it, the connect is refused ("in use").
+* LSAP selectors are allocated round-robin, so a connection just closed is not confused with the next.
 * LSAP 0 is the IAS server (:mod:`irsock.lmp.ias`); :meth:`ias_query` is the client.
 * Connectionless data uses UI frames on LSAP 0x70 with a PID.
 """
@@ -31,7 +40,18 @@ from irsock.lmp.ias import IasClientCall, IasDatabase, IasServerSession
 LAP_IDLE_TIMEOUT = 2.0
 IAS_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
+LINK_SWITCH_POLL = 0.05  # while another device waits for the link, how often we look whether it has drained
 LAP_QUEUE_TARGET = 4  # frames we keep queued in IrLAP; the rest waits here, per connection
+REPLY_QUEUE_LIMIT = 16  # protocol replies (disconnects, confirms) waiting for the link
+PEER_QUEUE_LIMIT = 8  # PDUs a peer's requests (IAS) may queue on one connection before we drop requests
+
+
+@dataclass
+class LmpStats:
+    """What a misbehaving or flooding peer cost us: requests we dropped instead of queueing."""
+
+    replies_dropped: int = 0
+    ias_requests_dropped: int = 0
 
 
 class LmpError(IrSockError):
@@ -149,6 +169,10 @@ class IrLMP:
         self._ias_calls: dict[tuple[int, int], IasClientCall] = {}
         self._query_ids = 0
         self._used_lsaps: set[int] = set()
+        self._next_lsap = P.LSAP_MIN
+        self._replies: deque[tuple[tuple[int, int, int], bytes]] = deque()
+        self._hurry = False  # the idle link is to go as soon as it has drained (release_idle_link)
+        self.stats = LmpStats()
 
     # --- driver interface ----------------------------------------------------------------------
     def receive(self, frame: bytes, now: float) -> None:
@@ -181,11 +205,14 @@ class IrLMP:
 
     # --- LSAPs -------------------------------------------------------------------------------------
     def allocate_lsap(self) -> int:
-        """A free LSAP selector (0x01-0x6F)."""
+        """A free LSAP selector (0x01-0x6F), the next one after the last allocated (round-robin)."""
         busy = self._used_lsaps | set(self.listeners) | {c.local for c in self.connections.values()}
-        for lsap in range(P.LSAP_MIN, P.LSAP_MAX + 1):
+        span = P.LSAP_MAX - P.LSAP_MIN + 1
+        for step in range(span):
+            lsap = P.LSAP_MIN + (self._next_lsap - P.LSAP_MIN + step) % span
             if lsap not in busy:
                 self._used_lsaps.add(lsap)
+                self._next_lsap = P.LSAP_MIN + (lsap - P.LSAP_MIN + 1) % span
                 return lsap
         raise LmpError("no free LSAP selector (all 111 are in use)")
 
@@ -217,7 +244,8 @@ class IrLMP:
             raise LmpError(f"remote LSAP 0x{remote:02x} is not a connectable LSAP (0x00-0x6F)")
         if (local, remote) in self.connections:
             raise LmpError(f"LSAP 0x{local:02x} is already connected to 0x{remote:02x}")
-        if self._peer is not None and self._peer != device and (self.connections or self.station.connected):
+        switch = self._peer is not None and self._peer != device and bool(self.connections or self.station.connected)
+        if switch and any(not c.close_after_queue and c.device != device for c in self.connections.values()):
             raise LmpError(f"the link is in use by device 0x{self._peer:08x}; IrLAP connects to one device at a time")
         if len(user_data) > 60:
             raise LmpError("IrLMP connect user data is limited to 60 bytes")
@@ -235,7 +263,27 @@ class IrLMP:
             except IrLAPError as exc:
                 del self.connections[conn.key]
                 raise LmpError(str(exc)) from None
+        elif switch:
+            # no LSAP uses the link (it is kept for the idle time, or its last one is closing): drop it now, and
+            # the Disconnected event opens a link to ``device`` for this connection (see _reopen_link)
+            self.release_idle_link(now)
         return conn
+
+    def _link_idle(self) -> bool:
+        """No LSAP connection uses the link: any left are waiting for a link to another device."""
+        return all(c.state == ConnState.WAIT_LINK and c.device != self._peer for c in self.connections.values())
+
+    def release_idle_link(self, now: float) -> bool:
+        """Drop the link now, not after the idle time, if no LSAP connection uses it (once what is queued on
+        it is through). False if an LSAP connection uses it; True if there is no link or it is going down."""
+        if not self.station.connected:
+            return True
+        if not self._link_idle():
+            return False
+        self._hurry = True
+        if not self.station.closing:
+            self._timers["idle"] = now
+        return True
 
     def send(self, local: int, remote: int, data: bytes, now: float) -> None:
         """Queue one IrLMP data PDU's payload (at most :meth:`max_data` bytes)."""
@@ -332,7 +380,10 @@ class IrLMP:
     def _pump(self, now: float) -> None:
         """Move queued PDUs into IrLAP round-robin, keeping only a few frames queued there."""
         if not self.link_up:
+            self._replies.clear()  # replies belong to the link they answer
             return
+        while self._replies and self.station.tx_queue_len < LAP_QUEUE_TARGET:
+            self.station.send(self._replies.popleft()[1], now)
         keys = [k for k, c in self.connections.items() if c.queue]
         for key in keys:
             if key not in self._rr:
@@ -378,6 +429,7 @@ class IrLMP:
                         self._drop(conn, lmp_reason, now, notify=True, detail=reason.value)
                 self._peer = None
                 self._timers.pop("idle", None)
+                self._hurry = False
                 self._events.append(event)
                 if waiting:
                     self._reopen_link(waiting, now)
@@ -395,8 +447,17 @@ class IrLMP:
                 self._events.append(event)
 
     def _reply(self, local: int, remote: int, opcode: int, parameter: int, now: float, data: bytes = b"") -> None:
-        if self.link_up:
-            self.station.send(P.build_lmp(P.LmpControl(remote, local, opcode, parameter, data)), now)
+        """Queue a protocol reply; bounded, and one per LSAP pair and opcode (a repeat adds nothing)."""
+        if not self.link_up:
+            return
+        key = (local, remote, opcode)
+        if any(k == key for k, _pdu in self._replies):
+            return
+        if len(self._replies) >= REPLY_QUEUE_LIMIT:
+            self.stats.replies_dropped += 1
+            return
+        self._replies.append((key, P.build_lmp(P.LmpControl(remote, local, opcode, parameter, data))))
+        self._pump(now)
 
     def _on_pdu(self, data: bytes, now: float) -> None:
         try:
@@ -458,6 +519,9 @@ class IrLMP:
     def _deliver(self, conn: LsapConnection, data: bytes, now: float) -> None:
         if conn.owner == "ias-server":
             session = self._ias_sessions.get(conn.key)
+            if session is not None and len(conn.queue) >= PEER_QUEUE_LIMIT:
+                self.stats.ias_requests_dropped += 1  # the peer asks faster than it lets us answer
+                return
             if session is not None:
                 for piece in session.receive(data, self.max_data()):
                     conn.queue.append(P.build_lmp(P.LmpData(conn.remote, conn.local, piece)))
@@ -467,6 +531,9 @@ class IrLMP:
             if call is None:
                 return
             replies, result = call.receive(data)
+            if len(conn.queue) >= PEER_QUEUE_LIMIT:
+                replies = []  # a server that floods us while holding us in RNR gets no more acks queued
+                self.stats.replies_dropped += 1
             for piece in replies:
                 conn.queue.append(P.build_lmp(P.LmpData(conn.remote, conn.local, piece)))
             if result is not None or call.error:
@@ -503,8 +570,9 @@ class IrLMP:
             self._finish_ias(conn, None, detail or f"the IAS connection was closed: {reason.name.lower()}", now)
         if notify and conn.owner not in ("ias-server", "ias-client"):
             self._events.append(LmpDisconnected(conn.local, conn.remote, reason, user_data, conn.owner, detail))
-        if not self.connections and self.station.connected:
-            self._timers["idle"] = now + self.idle_timeout
+        if self.station.connected and self._link_idle():
+            # the idle time, or at once when another device waits for the link
+            self._timers["idle"] = now + (0.0 if self.connections else self.idle_timeout)
 
     def _reopen_link(self, waiting: list[LsapConnection], now: float) -> None:
         """Open a new IrLAP link for connections that arrived while the old one was closing."""
@@ -523,8 +591,12 @@ class IrLMP:
 
     def _fire(self, name: str, now: float) -> None:
         if name == "idle":
-            if not self.connections and self.station.connected:
-                self.station.disconnect(now)
+            if self.station.connected and self._link_idle():
+                if self.station.backlog[0] or self._replies:
+                    # the last LSAP's data and Disconnect are still on their way: the link stays up for them
+                    self._timers["idle"] = now + (LINK_SWITCH_POLL if self._hurry else self.idle_timeout)
+                else:
+                    self.station.disconnect(now)
             return
         if name.startswith("connect:"):
             _, local, remote = name.split(":")
