@@ -246,6 +246,8 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
                 return
             transfer.a_end = event.reason
             progress()
+            if event.reason in (P.DisconnectReason.UNEXPECTED_LAP_DISCONNECT, P.DisconnectReason.LAP_RESET):
+                link_breaks.append(sim.now)  # IrLMP tells its users before passing the IrLAP event on
             if event.reason != P.DisconnectReason.USER_REQUEST and transfer.b_conn is None:
                 transfer.ended = sim.now  # never reached B's user
                 if not excused(transfer.started, sim.now) and not any(
