@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import serial
 
 from irlap.errors import IrLAPError
@@ -41,3 +43,30 @@ def set_low_latency(port: serial.SerialBase) -> bool:
         return True
     except (OSError, ValueError, NotImplementedError, AttributeError):
         return False
+
+
+def flush_input(port: serial.SerialBase, baud: int = 9600, settle: float = 0.02, limit: float = 1.0) -> int:
+    """Discard the input a port holds from before we opened it; the bytes discarded.
+
+    One flush is not enough everywhere: a PTY (``irda emulate``) keeps pushing bytes written long ago into
+    the port after a flush. Bytes that arrive faster than the line can carry them are such a backlog, so the
+    flush is repeated until, ``settle`` seconds after the last one, no more than the line could have
+    carried meanwhile is waiting (live traffic is kept); at most ``limit`` seconds.
+    """
+    discarded = 0
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            discarded += port.in_waiting
+        except (serial.SerialException, OSError, NotImplementedError):
+            pass
+        port.reset_input_buffer()
+        if time.monotonic() >= deadline:
+            return discarded
+        time.sleep(settle)
+        try:
+            waiting = port.in_waiting
+        except (serial.SerialException, OSError, NotImplementedError):
+            return discarded
+        if waiting <= 2 * settle * baud / 10:  # what the line could have carried, with margin
+            return discarded

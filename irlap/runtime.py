@@ -28,7 +28,7 @@ from irlap import frames as F
 from irlap.dongles import Dongle, DongleError, get_dongle
 from irlap.errors import IrLAPError
 from irlap.pcap import PcapWriter
-from irlap.port import PortError, open_port
+from irlap.port import PortError, flush_input, open_port
 from irlap.qos import MIN_TURNAROUND_US, QosParams
 from irlap.sir import Unwrapper
 from irlap.station import Event, SetSpeed, Station, Transmit
@@ -100,7 +100,7 @@ class LinkRuntime:
         except (DongleError, serial.SerialException, OSError) as exc:
             self.port.close()
             raise PortError(f"{self.url}: the {self.dongle_name} dongle did not come up: {exc}") from None
-        self.port.reset_input_buffer()
+        flush_input(self.port, self.station.baud)  # start clean: nothing from before the open is decoded
         self._engine = threading.Thread(target=self._engine_loop, name=f"irlap-engine {self.url}", daemon=True)
         self._reader = threading.Thread(target=self._reader_loop, name=f"irlap-reader {self.url}", daemon=True)
         self._engine.start()

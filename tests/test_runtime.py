@@ -259,3 +259,50 @@ def test_virtual_device_answers_ias_and_echoes_over_tinytp():
     finally:
         a.close()
         stop_devices(medium)
+
+
+def test_a_port_opens_clean_of_stale_bytes_even_from_a_pty_nobody_read(tmp_path):
+    """Frames that reached a PTY port before anyone opened it (thousands, from the emulated medium) are not
+    decoded by the program that opens it later: the bridge drops what does not fit (as a UART overruns) and
+    the runtime flushes the port's input once the dongle is up. Frames sent after the open are all there."""
+    from irlap import frames as F
+    from irlap.emulator.medium import MediumOptions
+    from irlap.emulator.pty_bridge import PtyBridge
+    from irlap.pcap import PcapWriter, read_pcap_bytes
+
+    name = f"stale-{uuid.uuid4().hex[:8]}"
+    medium, _created = get_medium(name, MediumOptions(pace=0))
+    bridge = PtyBridge(name)
+    sender = medium.attach("plain", name="sender")
+    try:
+        def ui(text: bytes) -> bytes:
+            return wrap(F.build(F.UI(address=0x7F, command=True, info=text)), 2)
+
+        sender.set_baud(bridge._speed)
+        sender.write(b"".join(ui(b"stale %04d" % i) for i in range(3000)))
+        deadline = time.monotonic() + 10
+        while bridge.endpoint.in_waiting() and time.monotonic() < deadline:
+            bridge._stop.wait(0.01)  # the bridge takes what it can, the rest is an overrun
+        assert bridge.endpoint.in_waiting() == 0, "the bridge holds stale bytes for a PTY nobody reads"
+
+        capture = tmp_path / "capture.pcap"
+        writer = PcapWriter(capture)
+        runtime = LinkRuntime(bridge.path, trace=writer).start()
+        try:
+            sender.set_baud(9600)
+            records = 0
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and records < 3:
+                sender.write(ui(b"fresh"))
+                bridge._stop.wait(0.1)
+                records = writer.records
+        finally:
+            runtime.close()
+            writer.close()
+        infos = list(read_pcap_bytes(capture.read_bytes()))
+        assert len(infos) >= 3
+        stale = [r for r in infos if b"stale" in bytes(r.data)]
+        assert not stale, f"{len(stale)} stale frames decoded, first {bytes(stale[0].data)!r}"
+    finally:
+        sender.close()
+        bridge.close()
