@@ -20,6 +20,7 @@ from irsock.lmp.stack import (
     LmpConnectIndication,
     LmpData,
     LmpDisconnected,
+    LmpError,
 )
 from irsock.scenarios import run_ttp_transfer
 from irsock.ttp import TinyTP, TtpConnected, TtpDisconnected
@@ -170,6 +171,33 @@ def test_connect_while_our_link_is_closing_opens_a_new_link():
     results = events(a, IasResult)
     assert len(results) == 2 and all(r.ok and r.values[0].python == "beta" for r in results)
     assert len(events(a, Connected)) == 2 and len(events(a, Disconnected)) >= 1
+
+
+def test_query_to_another_device_drops_our_idle_link_at_once():
+    """IrLAP connects to one device at a time. A link kept up only for the idle time (no LSAP open on it) is
+    dropped at once when another device is asked for, which then gets its own link: not "the link is in use"."""
+    sim, a, b = pair()
+    C = 0xC3C3C3C3
+    sim.add(IrLMP(Station(C, rng=sim.station_rng(), info=DiscoveryInfo.make("gamma", hints=0x8404))), "c")
+    a.call("ias_query", B, "Device", "DeviceName")
+    sim.run(until=5, stop=lambda: bool(events(a, IasResult)))
+    assert a.station.station.connected and not a.station.connections  # held for the idle time
+    asked = sim.now
+    a.call("ias_query", C, "Device", "DeviceName")
+    sim.run(until=asked + 5, stop=lambda: len(events(a, IasResult)) == 2)
+    assert [r.values[0].python for r in events(a, IasResult) if r.ok] == ["beta", "gamma"]
+    assert sim.now - asked < a.station.idle_timeout  # no wait for the idle time
+    assert a.station.peer == C
+
+
+def test_connect_to_another_device_while_an_lsap_is_open_is_refused():
+    sim, a, b = pair()
+    b.call("listen", 5)
+    a.call("connect", 3, B, 5)
+    sim.run(until=5, stop=lambda: bool(events(a, LmpConnectConfirm)))
+    with pytest.raises(LmpError, match="in use"):
+        a.call("connect", 4, 0xC3C3C3C3, 5)
+    assert a.station.station.connected and a.station.peer == B
 
 
 def test_ias_query_with_small_frames_fragments_both_ways():

@@ -353,6 +353,105 @@ def test_nothing_discovered_is_an_empty_list():
         alone.close()
 
 
+@pytest.fixture
+def fresh():
+    """``fresh(n)``: an interface just attached to a new medium with ``n`` virtual devices offering IrDA:IrCOMM."""
+    from irlap.emulator.virtual import devices_on, stop_devices
+
+    made = []
+
+    def make(count):
+        name = f"auto-{uuid.uuid4().hex[:8]}"
+        iface = irsock.attach(f"irsim://{name}?devices={count}")
+        made.append((name, iface))
+        return iface, [d.station.address for d in devices_on(name)]
+
+    yield make
+    for name, iface in made:
+        iface.close()
+        stop_devices(name)
+
+
+def test_auto_connect_with_two_devices_offering_it_is_enotuniq(fresh):
+    iface, _devices = fresh(2)
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        s.settimeout(20)
+        with pytest.raises(OSError) as info:
+            s.connect((0, "IrDA:IrCOMM"))
+        assert info.value.errno == errno.ENOTUNIQ and info.value.winerror == irsock.WSAEINVAL
+
+
+def test_auto_connect_right_after_attach_finds_the_one_device(fresh):
+    iface, [device] = fresh(1)
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:  # no ENUMDEVICES before: connect discovers
+        s.settimeout(20)
+        s.connect((0, "IrDA:IrCOMM"))
+        assert s.getpeername() == (device, "IrDA:IrCOMM")
+        with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as other:
+            other.settimeout(20)
+            with pytest.raises(OSError) as info:
+                other.connect((0, "NoSuchService"))
+            assert info.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_auto_connect_with_nothing_in_range_is_enetunreach_after_a_discovery_round(fresh):
+    iface, _devices = fresh(0)
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        s.settimeout(20)
+        with pytest.raises(OSError) as info:
+            s.connect((0, "IrDA:IrCOMM"))
+        assert info.value.errno == errno.ENETUNREACH and info.value.winerror == 10051
+    assert iface.discovery_rounds >= 1
+
+
+def test_discovery_runs_while_the_link_is_only_kept_for_its_idle_time(fresh):
+    """After the last connection closes IrLMP keeps the link ~2 s, and IrLAP cannot discover while a link is
+    up: ENUMDEVICES and auto-connect drop that idle link and run a real round, rather than wait out the
+    round that never starts and answer with an expired log ("nothing in range" with the device right there)."""
+    iface, [device] = fresh(1)
+    iface.call(lambda stack, now: setattr(stack.lmp.station, "log_expiry", 0.3))
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect((device, "IrDA:IrCOMM"))  # by address: no discovery needed
+    deadline = time.monotonic() + 10
+    while iface.call(lambda stack, now: stack.lmp.discovery_log(now)) and time.monotonic() < deadline:
+        with iface.cond:
+            iface.cond.wait(0.02)
+    assert iface.call(lambda stack, now: stack.lmp.link_up and not stack.lmp.connections), "the link is not idle"
+    rounds, started = iface.discovery_rounds, time.monotonic()
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        assert [d.address for d in s.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)] == [device]
+        assert iface.discovery_rounds > rounds and time.monotonic() - started < 2.0
+        s.settimeout(20)
+        s.connect((0, "IrDA:IrCOMM"))
+        assert s.getpeername() == (device, "IrDA:IrCOMM")
+
+
+def test_auto_connect_reports_a_failed_lookup_instead_of_counting_it_as_no_service(fresh, monkeypatch):
+    """Only IAS's own "no such class/attribute" means a device does not offer the service; a lookup that
+    fails otherwise (no answer, link trouble) leaves the question open, and is reported."""
+    from irsock.socket import IrdaSocketImpl, timed_out
+
+    iface, [first, second] = fresh(2)
+    resolve = IrdaSocketImpl.resolve
+
+    def flaky(self, device, service):
+        if device == second:
+            raise timed_out(f"0x{device:08x} did not answer")
+        return resolve(self, device, service)
+
+    monkeypatch.setattr(IrdaSocketImpl, "resolve", flaky)
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+        s.settimeout(20)
+        with pytest.raises(OSError) as info:
+            s.connect((0, "IrDA:IrCOMM"))
+        assert info.value.errno == errno.ETIMEDOUT and f"0x{second:08x}" in str(info.value)
+        with pytest.raises(OSError) as info:
+            s.connect((0, "NoSuchService"))  # the other device says "no such class": still undecided
+        assert info.value.errno == errno.ETIMEDOUT
+    assert first != second
+
+
 def test_unsupported_options_raise_enoprotoopt(medium):
     a, _b = medium
     with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
