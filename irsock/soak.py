@@ -301,10 +301,8 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
         release(transfer)
 
     def release(transfer: Transfer) -> None:
-        """A's LSAP is free again once both ends are done with it (as the socket layer does on close):
-        reusing it while B still holds the old connection would confuse the two."""
-        if transfer.done and transfer.a_conn is not None:
-            a_stack.lmp.release_lsap(transfer.a_conn[0])
+        """Nothing to free by hand: TinyTP gives back the LSAP it allocated once it forgets the connection
+        (and LSAPs are allocated round-robin, so the next connections do not reuse it)."""
 
     def reader_tick(transfer: Transfer) -> None:
         if transfer.b_eof:

@@ -435,7 +435,11 @@ class IrdaSocketImpl:
         def do(stack, now):
             if self.raw:
                 local = stack.lmp.allocate_lsap()
-                stack.lmp.connect(local, device, remote, now, owner="raw")
+                try:
+                    stack.lmp.connect(local, device, remote, now, owner="raw")
+                except Exception:
+                    stack.lmp.release_lsap(local)
+                    raise
                 return (local, remote)
             return stack.connect(device, remote, now, max_sdu_size=self.max_sdu)
 
@@ -702,6 +706,12 @@ class IrdaSocketImpl:
             self._close_conn(abort=True)
         else:
             self._close_conn(keep_received=False)  # after shutdown(SHUT_WR) too: nobody reads any more
+        if self.raw and self.conn is not None and not self.listening and self.name is None:
+            lsap = self.conn[0]  # the LSAP connect() allocated: free once IrLMP's connection is gone
+            try:
+                self._call(lambda stack, now: stack.lmp.release_lsap(lsap))
+            except OSError:
+                pass
         if linger_on and linger_time > 0 and self.conn is not None and not self.iface.closed:
             deadline = time.monotonic() + linger_time
             conn = self.conn

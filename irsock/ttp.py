@@ -61,6 +61,7 @@ class TtpConnection:
     closing: bool = False
     ended: bool = False  # the IrLMP connection is gone; kept only while unread data remains
     released: bool = False  # closed by its reader: nothing more will be read
+    own_lsap: bool = False  # we allocated the local LSAP for it (connect): freed when it is forgotten
     sent_pdus: int = 0
     received_bytes: int = 0
 
@@ -148,8 +149,10 @@ class TinyTP:
 
     def connect(self, device: int, remote: int, now: float, *, max_sdu_size: int = 0,
                 local: int | None = None) -> ConnId:
+        own_lsap = local is None
         local = self.lmp.allocate_lsap() if local is None else local
-        conn = TtpConnection(local, remote, device, max_sdu_size, rx_granted=self.initial_credit)
+        conn = TtpConnection(local, remote, device, max_sdu_size, rx_granted=self.initial_credit,
+                             own_lsap=own_lsap)
         params = P.build_ttp_connect(P.TtpConnect(self.initial_credit, max_sdu_size if max_sdu_size else None))
         self.connections[conn.id] = conn
         try:
@@ -250,8 +253,11 @@ class TinyTP:
 
     def abort(self, conn_id: ConnId, now: float) -> None:
         """Abortive close: discard what is queued and disconnect at once (the peer sees a reset)."""
-        conn = self.connections.pop(conn_id, None)
-        if conn is None or conn.ended:
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return
+        self._forget(conn)
+        if conn.ended:
             return
         conn.tx_segments.clear()
         self.lmp.disconnect(conn.local, conn.remote, now, reason=P.DisconnectReason.UNSPECIFIED, after_queued=False)
@@ -263,9 +269,16 @@ class TinyTP:
         return conn is None or conn.ended
 
     # --- internals -------------------------------------------------------------------------------
+    def _forget(self, conn: TtpConnection) -> None:
+        """Drop a connection for good, and the LSAP we allocated for it (or 111 connects would use them all)."""
+        if self.connections.get(conn.id) is conn:
+            del self.connections[conn.id]
+            if conn.own_lsap and not any(c.local == conn.local for c in self.connections.values()):
+                self.lmp.release_lsap(conn.local)
+
     def _forget_if_drained(self, conn: TtpConnection) -> None:
         if conn.ended and (conn.released or not conn.rx_units):
-            self.connections.pop(conn.id, None)
+            self._forget(conn)
 
     def _end(self, conn: TtpConnection, reason: P.DisconnectReason, detail: str) -> None:
         """The IrLMP connection is gone: nothing more can be sent, what was received stays readable."""
@@ -373,7 +386,7 @@ class TinyTP:
             self._events.append(TtpReadable(conn.id))
 
     def _abort(self, conn: TtpConnection, detail: str, now: float) -> None:
-        self.connections.pop(conn.id, None)
+        self._forget(conn)
         self.lmp.disconnect(conn.local, conn.remote, now, reason=P.DisconnectReason.UNSPECIFIED, after_queued=False)
         self._events.append(TtpDisconnected(conn.id, P.DisconnectReason.UNSPECIFIED, detail))
 

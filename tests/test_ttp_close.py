@@ -113,3 +113,20 @@ def test_the_link_stays_up_until_the_last_lsaps_data_is_delivered():
     assert bytes(received) == payload
     assert [e.reason for e in events(b, TtpDisconnected)] == [P.DisconnectReason.USER_REQUEST]
     assert events(a, Disconnected)  # and the idle link did go down afterwards
+
+
+def test_lsaps_of_closed_connections_are_freed():
+    """A connect allocates a local LSAP; after 111 connections closed one after the other there must
+    still be free ones (they were never given back)."""
+    sim, a, b = pair(ttp=True)
+    lsap = b.station.listen()
+    for round_ in range(130):
+        conn = a.station.connect(B, lsap, sim.now)
+        a.pump()
+        sim.run(until=sim.now + 1)
+        assert conn in a.station.connections and a.station.connections[conn].open, f"connection {round_}"
+        a.call("close", conn)
+        for peer in list(b.station.connections):
+            b.call("close", peer)
+        sim.run(until=sim.now + 1)
+        assert conn not in a.station.connections
