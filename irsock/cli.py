@@ -532,29 +532,35 @@ def cmd_receive(args: argparse.Namespace) -> int:
         count += 1
         if args.json:
             print(json.dumps({"name": received.name, "size": received.size, "peer": received.peer,
-                              "verified": received.verified, "path": str(received.path)}), flush=True)
+                              "verified": received.verified, "path": str(received.path),
+                              "relative": received.relative}), flush=True)
         else:
             print(transfer.describe_received(received), flush=True)
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    offered = ["push"] + (["browse"] if args.browse else []) + (["delete"] if args.allow_delete else [])
+    sharing = "sharing: " + ("push only" if len(offered) == 1 else ", ".join(offered))
     iface = None
     try:
         with _transfer_errors():
             if args.tcp_listen:
                 listener = transfer.tcp_listener(args.tcp_listen)
                 host, port = listener.getsockname()[:2]
-                log(f"OBEX inbox {root} on TCP {host}:{port}; Ctrl-C stops")
+                log(f"OBEX inbox {root} on TCP {host}:{port}; {sharing}; Ctrl-C stops")
             else:
                 iface = _attach(args, hints=transfer.OBEX_HINTS)
                 listener = transfer.obex_listener(iface)
-                log(f"OBEX inbox {root} on 0x{iface.address:08x} {iface.nickname!r} ({iface.port}); Ctrl-C stops")
+                log(f"OBEX inbox {root} on 0x{iface.address:08x} {iface.nickname!r} ({iface.port}); {sharing}; "
+                    "Ctrl-C stops")
             listener.settimeout(0.5)
             with listener:
-                transfer.serve(listener, root, once=args.once, max_size=args.max_size, report=report, log=log)
-    except KeyboardInterrupt:
-        log("stopped (an unfinished transfer is discarded)")
+                transfer.serve(listener, root, once=args.once, max_size=args.max_size, report=report, log=log,
+                               browse=args.browse, allow_delete=args.allow_delete, idle_timeout=args.idle_timeout)
+    except KeyboardInterrupt as stopped:
+        discarded = getattr(stopped, "discarded", [])
+        log(f"stopped (an unfinished transfer is discarded: {'; '.join(discarded)})" if discarded else "stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
         if iface is not None:
@@ -757,15 +763,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     receive = commands.add_parser(
         "receive", help="an OBEX inbox: store files pushed over infrared or TCP",
-        description="Run an OBEX server (push and folder browsing) that stores files in --dir. Over infrared it "
-        "registers the IAS classes OBEX and OBEX:IrXfer and announces the OBEX hint; with --tcp-listen it "
-        "listens on TCP instead (default port 650). Files are written under a temporary name and renamed "
-        "when complete; names are reduced to safe base names and never overwrite.")
+        description="Run an OBEX inbox that stores files pushed into --dir. Nothing in --dir is listed, sent or "
+        "deleted unless --browse / --allow-delete say so. Over infrared it registers the IAS classes OBEX and "
+        "OBEX:IrXfer and announces the OBEX hint; with --tcp-listen it listens on TCP instead (127.0.0.1 unless "
+        "a host is given, default port 650). Files are written under a temporary name and renamed when "
+        "complete; names are reduced to safe base names and never overwrite.")
     port_options(receive)
     receive.add_argument("--dir", default=".", help="where to store files (default: the current directory)")
-    receive.add_argument("--tcp-listen", metavar="[HOST:]PORT", help="listen on TCP instead of infrared")
+    receive.add_argument("--tcp-listen", metavar="[HOST:]PORT",
+                         help="listen on TCP instead of infrared (host 127.0.0.1 unless given, e.g. 0.0.0.0:650)")
     receive.add_argument("--once", action="store_true", help="stop after the first session")
     receive.add_argument("--max-size", type=_byte_count, metavar="BYTES", help="refuse larger files (e.g. 10M)")
+    receive.add_argument("--browse", action="store_true",
+                         help="let peers list folders and fetch files from --dir (obexftp -l, -g)")
+    receive.add_argument("--allow-delete", action="store_true", help="let peers delete files and empty folders")
+    receive.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
+                         help="close a session whose peer sends nothing for this long (default 60)")
     receive.add_argument("--json", action="store_true", help="one JSON object per received file")
     receive.set_defaults(func=cmd_receive)
 

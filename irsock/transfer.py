@@ -21,10 +21,13 @@ from typing import Any, TextIO
 import irsock
 from irsock import constants as C
 from irsock.obex import IAS_CLASSES, OBEX_TCP_PORT, ObexClient, ObexServer, PushResult, ReceivedFile
+from irsock.obex import packets as P
 from irsock.socket import parse_address
 
 OBEX_HINTS = 0x8420  # Computer + extension, OBEX: what a receiving irsock announces
 TINYTP_ATTRIBUTE = C.TINYTP_LSAP_ATTRIBUTE
+MAX_SESSIONS = 8  # sessions served at once; one more is refused with 0xD3 Service Unavailable
+IDLE_TIMEOUT_S = 60.0  # a session whose peer sends nothing for this long is closed
 
 
 class TransferError(Exception):
@@ -108,6 +111,7 @@ class Summary:
     line_rate: float | None  # bytes/s the link can carry (baud / 10), None over TCP
     verified: int = 0
     results: list[PushResult] = field(default_factory=list)
+    disconnect: str | None = None  # how the receiver answered DISCONNECT: "ok", "no response: ...", ...
 
     @property
     def rate(self) -> float:
@@ -123,13 +127,15 @@ class Summary:
             text += f", {self.efficiency:.0%} of the line rate ({self.line_rate:.0f} bytes/s)"
         if self.files:
             text += f"; {self.verified}/{self.files} verified by the receiver"
+        if self.disconnect not in (None, "ok"):
+            text += f"; the receiver did not confirm the end of the session ({self.disconnect})"
         return text
 
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 4),
                 "bytes_per_s": round(self.rate, 1), "line_rate": self.line_rate,
                 "efficiency": None if self.efficiency is None else round(self.efficiency, 4),
-                "verified": self.verified,
+                "verified": self.verified, "disconnect": self.disconnect,
                 "results": [{"name": r.name, "size": r.size, "seconds": round(r.seconds, 4), "verified": r.verified}
                             for r in self.results]}
 
@@ -272,9 +278,9 @@ def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: Tex
             result = client.put_file(path, progress=progress, digest=digest)
         results.append(result)
     seconds = time.monotonic() - started
-    client.disconnect()
+    status = client.disconnect()
     return Summary(files=len(results), bytes=sum(r.size for r in results), seconds=seconds, line_rate=rate,
-                   verified=sum(1 for r in results if r.verified), results=results)
+                   verified=sum(1 for r in results if r.verified), results=results, disconnect=status)
 
 
 def check_files(files: Iterable[str]) -> list[Path]:
@@ -308,17 +314,22 @@ def obex_listener(iface: irsock.Interface) -> irsock.socket:
 
 
 def tcp_listener(spec: str) -> irsock.socket:
-    """A TCP listener for ``[HOST:]PORT`` (default host: every address, default port 650)."""
+    """A TCP listener for ``[HOST:]PORT`` (default port 650).
+
+    Without a host it listens on 127.0.0.1 only: an inbox is not opened to the network unless the user
+    says so (``0.0.0.0:650``).
+    """
     host, _, port_text = spec.rpartition(":") if ":" in spec else ("", "", spec)
     port = _tcp_port(port_text, spec, "[HOST:]PORT")
+    host = host or "127.0.0.1"
     listener = irsock.socket(C.AF_INET, C.SOCK_STREAM)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((host or "0.0.0.0", port))
+        listener.bind((host, port))
     except OSError as exc:
         listener.close()
         hint = " (ports below 1024 need root; try --tcp-listen 6650)" if port < 1024 else ""
-        raise TransferError(f"cannot listen on TCP {host or '*'}:{port}: {exc.strerror or exc}{hint}") from None
+        raise TransferError(f"cannot listen on TCP {host}:{port}: {exc.strerror or exc}{hint}") from None
     listener.listen()
     return listener
 
@@ -374,32 +385,106 @@ def connect_tcp(spec: str, timeout: float | None) -> irsock.socket:
 
 def describe_received(received: ReceivedFile) -> str:
     check = {True: "verified", False: "NOT VERIFIED", None: "no checksum sent"}[received.verified]
-    return f"received {received.name} ({received.size} bytes) from {received.peer}, {check}"
+    return f"received {received.relative or received.name} ({received.size} bytes) from {received.peer}, {check}"
+
+
+class Stopped(KeyboardInterrupt):
+    """The receiver was stopped (Ctrl-C, SIGTERM); ``discarded`` describes the unfinished files removed."""
+
+    def __init__(self, discarded: list[str]) -> None:
+        super().__init__()
+        self.discarded = discarded
 
 
 def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: int | None = None,
           report: Callable[[ReceivedFile], None] | None = None, log: Callable[[str], None] = lambda _t: None,
-          stop: Callable[[], bool] = lambda: False) -> list[ReceivedFile]:
-    """Accept OBEX sessions one after another and store what they push into ``root``."""
+          stop: Callable[[], bool] = lambda: False, browse: bool = False, allow_delete: bool = False,
+          max_sessions: int = MAX_SESSIONS, idle_timeout: float = IDLE_TIMEOUT_S) -> list[ReceivedFile]:
+    """Accept OBEX sessions and store what they push into ``root``; the files stored.
+
+    Sessions are served at the same time, each by a thread, up to ``max_sessions`` (one more is answered
+    0xD3 Service Unavailable and closed), so that a client that connects and goes quiet holds up nobody;
+    a session idle for ``idle_timeout`` seconds is closed. ``once`` serves a single session. Stale
+    temporary files of a killed receiver are removed first. Nothing a peer sends ends the loop; a
+    KeyboardInterrupt (Ctrl-C, SIGTERM in ``irda receive``) ends every session, removes their unfinished
+    files, and is raised again as :class:`Stopped`.
+    """
     received: list[ReceivedFile] = []
-    server = ObexServer(root, max_size=max_size, on_file=report)
-    while not stop():
-        try:
-            conn, address = listener.accept()
-        except TimeoutError:
-            continue
-        peer = _peer_text(address)
-        log(f"session from {peer}")
+    server = ObexServer(root, max_size=max_size, on_file=report, browse=browse, allow_delete=allow_delete, log=log)
+    stale = server.remove_stale_parts()
+    if stale:
+        log(f"removed {len(stale)} stale partial file(s) left by a receiver that was killed: "
+            + ", ".join(str(path.relative_to(server.root)) for path in stale))
+    lock = threading.Lock()
+    workers: list[threading.Thread] = []
+
+    def session(conn: Any, peer: str) -> None:
         with conn:
-            conn.settimeout(60)
-            _no_delay(conn)
             try:
-                received.extend(server.serve(conn, peer=peer))
+                conn.settimeout(idle_timeout)
+                _no_delay(conn)
+                files = server.serve(conn, peer=peer)
+                with lock:
+                    received.extend(files)
+            except TimeoutError:
+                log(f"session from {peer} closed: idle for {idle_timeout:g} s")
             except OSError as exc:
                 log(f"session from {peer} ended: {exc}")
-        if once:
-            break
+            except Exception as exc:  # noqa: BLE001 - a bug in one session must not end the receiver
+                log(f"session from {peer} failed: {type(exc).__name__}: {exc}")
+
+    try:
+        while not stop():
+            workers = [w for w in workers if w.is_alive()]
+            if once and workers:
+                workers[0].join(0.5)  # interruptible: Ctrl-C still stops at once
+                if not workers[0].is_alive():
+                    break
+                continue
+            try:
+                conn, address = listener.accept()
+            except TimeoutError:
+                continue
+            peer = _peer_text(address)
+            if len(workers) >= max_sessions:
+                log(f"refused a session from {peer}: {max_sessions} sessions are already served")
+                _refuse_busy(conn, max_sessions)
+                continue
+            log(f"session from {peer}")
+            worker = threading.Thread(target=session, args=(conn, peer), name=f"OBEX session {peer}", daemon=True)
+            worker.start()
+            workers.append(worker)
+    except KeyboardInterrupt:
+        discarded = server.cancel()
+        _join(workers)
+        raise Stopped(discarded) from None
+    finally:
+        server.cancel()  # stop() or an accept error: nobody is served any more
+        _join(workers)
     return received
+
+
+def _join(workers: list[threading.Thread], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+
+
+def _refuse_busy(conn: Any, limit: int) -> None:
+    """Answer a session we cannot take with 0xD3 Service Unavailable (with CONNECT's fields, which is what
+    the client's first request is), then close; bounded to half a second."""
+    try:
+        with conn:
+            conn.settimeout(0.5)
+            busy = f"busy: {limit} sessions are already served, try again later"
+            conn.sendall(P.build(P.SERVICE_UNAVAILABLE, [(P.H_DESCRIPTION, busy)],
+                                 connect=(P.OBEX_VERSION, 0, P.MIN_PACKET)))
+            conn.shutdown(_socket.SHUT_WR)
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and conn.recv(4096):
+                pass  # read what the client sent, so that our close does not reset the answer away
+    except OSError:
+        pass
 
 
 class Inbox:
@@ -409,9 +494,12 @@ class Inbox:
     files. The thread stays alive until the inbox is closed, so that its CPU time can still be read.
     """
 
-    def __init__(self, listener: irsock.socket, root: Path) -> None:
+    def __init__(self, listener: irsock.socket, root: Path, *, browse: bool = False,
+                 allow_delete: bool = False) -> None:
         self.listener = listener
         self.root = root
+        self.browse = browse
+        self.allow_delete = allow_delete
         self.received: list[ReceivedFile] = []
         self.native_id: int | None = None
         self._served = threading.Event()
@@ -423,7 +511,8 @@ class Inbox:
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
         try:
-            self.received.extend(serve(self.listener, self.root, once=True, stop=self._closing.is_set))
+            self.received.extend(serve(self.listener, self.root, once=True, stop=self._closing.is_set,
+                                       browse=self.browse, allow_delete=self.allow_delete))
         finally:
             self._served.set()
             self._closing.wait()

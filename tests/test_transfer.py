@@ -167,7 +167,13 @@ def test_send_and_receive_over_irda_between_two_stacks(medium, tmp_path):
     listener = transfer.obex_listener(receiver)
     listener.settimeout(0.5)
     stored = []
-    thread = threading.Thread(target=lambda: stored.extend(transfer.serve(listener, inbox, once=True)))
+
+    def receive_once():  # what irda receive --once does: one session, then the interface goes down at once
+        stored.extend(transfer.serve(listener, inbox, once=True))
+        listener.close()
+        receiver.close()
+
+    thread = threading.Thread(target=receive_once)
     thread.start()
     files = []
     for index, size in enumerate((0, 1, 70_000)):
@@ -181,8 +187,8 @@ def test_send_and_receive_over_irda_between_two_stacks(medium, tmp_path):
         transfer.connect_obex(sock, device.address)
         summary = transfer.push_files(sock, files, rate=transfer.line_rate(sender), out=out, tty=False)
     thread.join(30)
-    listener.close()
     assert summary.files == 3 and summary.bytes == 70_001 and summary.verified == 3
+    assert summary.disconnect == "ok"  # the receiver answered DISCONNECT before its link went down
     assert summary.line_rate == 11520
     assert [(f.name, f.size, f.verified) for f in stored] == [("file0.bin", 0, True), ("file1.bin", 1, True),
                                                              ("file2.bin", 70_000, True)]
@@ -201,11 +207,13 @@ def test_cli_send_and_receive_over_tcp(tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = receiver.stderr.readline()
+        assert "sharing: push only" in banner
         port = int(banner.split("127.0.0.1:")[1].split(";")[0])
         sent = run_cli(["send", str(payload), "--tcp", f"127.0.0.1:{port}", "--json"])
         assert sent.returncode == 0, sent.stderr
         summary = json.loads(sent.stdout)
         assert summary["bytes"] == 50_000 and summary["verified"] == 1 and summary["line_rate"] is None
+        assert summary["disconnect"] == "ok"
         out, err = receiver.communicate(timeout=30)
     finally:
         receiver.kill()
@@ -239,8 +247,23 @@ def test_receive_stops_on_sigterm_mid_transfer_and_keeps_nothing(tmp_path):
             out, err = receiver.communicate(timeout=10)
     finally:
         receiver.kill()
-    assert receiver.returncode == 0 and "stopped" in err and "Traceback" not in err
+    assert receiver.returncode == 0 and "Traceback" not in err
+    assert "stopped (an unfinished transfer is discarded: half.bin (50000 of 1000000 bytes) from 127.0.0.1:" in err
     assert list(inbox.iterdir()) == []
+
+
+def test_receive_stopped_while_idle_says_only_stopped(tmp_path):
+    import signal
+
+    receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(tmp_path),
+                                 "--tcp-listen", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "OBEX inbox" in receiver.stderr.readline()
+        receiver.send_signal(signal.SIGTERM)
+        _out, err = receiver.communicate(timeout=10)
+    finally:
+        receiver.kill()
+    assert receiver.returncode == 0 and "stopped\n" in err and "unfinished" not in err, err
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -453,10 +476,12 @@ def test_obexftp_browses_irda_receive(tmp_path):
     local.mkdir()
     (local / "pushed.txt").write_text("pushed by obexftp\n")
     receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(inbox),
-                                 "--tcp-listen", "127.0.0.1:0", "--json"],
+                                 "--tcp-listen", "127.0.0.1:0", "--json", "--browse", "--allow-delete"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        port = int(receiver.stderr.readline().split("127.0.0.1:")[1].split(";")[0])
+        banner = receiver.stderr.readline()
+        assert "sharing: push, browse, delete" in banner
+        port = int(banner.split("127.0.0.1:")[1].split(";")[0])
 
         def ftp(*args):
             result = subprocess.run([obexftp, "-n", f"127.0.0.1:{port}", *args], capture_output=True, text=True,
@@ -471,8 +496,199 @@ def test_obexftp_browses_irda_receive(tmp_path):
         ftp("-g", "pushed.txt")
         assert (local / "pushed.txt").read_text() == "pushed by obexftp\n"
         assert 'name="inside.txt"' in ftp("-c", "sub", "-l")
+        sub = ftp("-l", "sub")  # obexftp -l FOLDER: a listing GET with a Name
+        assert 'name="inside.txt"' in sub and "pushed.txt" not in sub
         ftp("-k", "pushed.txt")
         assert not (inbox / "pushed.txt").exists() and (inbox / "sub" / "inside.txt").exists()
     finally:
         receiver.terminate()
         receiver.wait(10)
+
+
+def test_obexftp_gets_nothing_from_a_push_only_inbox(tmp_path):
+    """The default inbox takes files and shows, sends and deletes nothing (0xC3 Forbidden)."""
+    obexftp = require_tool("obexftp")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "private.txt").write_text("the owner's\n")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "pushed.txt").write_text("pushed\n")
+    receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(inbox),
+                                 "--tcp-listen", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(receiver.stderr.readline().split("127.0.0.1:")[1].split(";")[0])
+
+        def ftp(*args):
+            result = subprocess.run([obexftp, "-n", f"127.0.0.1:{port}", *args], capture_output=True, text=True,
+                                    timeout=30, cwd=local)
+            return result.stdout + result.stderr
+
+        assert "private.txt" not in ftp("-l")
+        ftp("-g", "private.txt")
+        ftp("-k", "private.txt")
+        ftp("-C", "sub", "-p", "pushed.txt")  # making a folder and pushing into it is still pushing
+    finally:
+        receiver.terminate()
+        _out, err = receiver.communicate(timeout=10)
+    assert not (local / "private.txt").exists() and (inbox / "private.txt").read_text() == "the owner's\n"
+    assert (inbox / "sub" / "pushed.txt").read_text() == "pushed\n"
+    assert "0xC3 Forbidden" in err and "created folder sub/" in err, err
+
+
+def test_obexftp_push_to_receive_once_gets_its_disconnect_answered(tmp_path):
+    """An independent sender ends with DISCONNECT: irda receive --once answers it before it goes."""
+    obexftp = require_tool("obexftp")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (tmp_path / "once.txt").write_text("one push\n")
+    receiver = subprocess.Popen([sys.executable, "-m", "irsock.cli", "receive", "--dir", str(inbox),
+                                 "--tcp-listen", "0", "--once", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(receiver.stderr.readline().split("127.0.0.1:")[1].split(";")[0])
+        # obexftp's exit status is useless here: it exits with -ret, 255 after a successful push; its words
+        # are what tell success ("done") from a dropped link ("failed: disconnect")
+        result = subprocess.run([obexftp, "-n", f"127.0.0.1:{port}", "-p", "once.txt"], capture_output=True,
+                                text=True, timeout=30, cwd=tmp_path)
+        out, err = receiver.communicate(timeout=30)
+    finally:
+        receiver.kill()
+    words = (result.stdout + result.stderr).replace("\r", "\n")
+    assert "Disconnecting" in words and "failed" not in words, words
+    assert receiver.returncode == 0, err
+    assert json.loads(out.splitlines()[0])["name"] == "once.txt"
+    assert (inbox / "once.txt").read_text() == "one push\n"
+
+
+# --- the receiving loop: concurrent sessions, bounds, cleanup, failures ----------------------------------------
+def tcp_inbox(root, **options):
+    """serve() on a loopback listener in a thread; (address, stop event, thread, received list, log lines)."""
+    listener = transfer.tcp_listener("0")
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    received, lines = [], []
+
+    def run():
+        with listener:
+            transfer.serve(listener, root, stop=stop.is_set, log=lines.append, report=received.append, **options)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener.getsockname()[:2], stop, thread, received, lines
+
+
+def quiet_client(address):
+    """A client that sends CONNECT and then nothing."""
+    from irsock.obex import packets as P
+
+    sock = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(address)
+    sock.sendall(P.build(P.CONNECT, connect=(0x10, 0, 0xFFFF)))
+    return sock, P.parse(P.read_packet(sock), response_to=P.CONNECT)
+
+
+def test_a_quiet_client_does_not_block_other_pushes(tmp_path):
+    address, stop, thread, received, _lines = tcp_inbox(tmp_path)
+    quiet, answer = quiet_client(address)
+    with quiet:
+        assert answer.code == 0xA0
+        with transfer.connect_tcp(f"{address[0]}:{address[1]}", 5) as sock:  # 5 s: was served after 60 s
+            summary = transfer.push_files(sock, [_file(tmp_path, "b.txt", b"pushed meanwhile")], rate=None,
+                                          out=io.StringIO())
+        assert summary.files == 1 and summary.disconnect == "ok"
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [f.name for f in received] == ["b.txt"]
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_sessions_beyond_the_bound_are_refused_clearly(tmp_path):
+    from irsock.obex import ObexClient, ObexResponseError
+    from irsock.obex import packets as P
+
+    address, stop, thread, _received, lines = tcp_inbox(tmp_path, max_sessions=2)
+    first, _ = quiet_client(address)
+    second, _ = quiet_client(address)
+    with first, second, irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM) as third:
+        third.settimeout(10)
+        third.connect(address)
+        with pytest.raises(ObexResponseError) as refused:
+            ObexClient(third).connect()
+        assert refused.value.code == P.SERVICE_UNAVAILABLE and "2 sessions" in str(refused.value)
+    stop.set()
+    thread.join(10)
+    assert any("refused" in line and "2 sessions" in line for line in lines), lines
+
+
+def test_an_idle_session_is_closed_after_the_idle_timeout(tmp_path):
+    address, stop, thread, _received, lines = tcp_inbox(tmp_path, idle_timeout=0.3)
+    quiet, _ = quiet_client(address)
+    with quiet:
+        assert quiet.recv(1) == b""  # the receiver hung up on it (within the 10 s socket timeout)
+    stop.set()
+    thread.join(10)
+    assert any("idle" in line for line in lines), lines
+
+
+def test_a_failing_session_does_not_end_the_receiver(tmp_path, monkeypatch):
+    from irsock.obex import ObexServer
+
+    real_serve = ObexServer.serve
+    calls = []
+
+    def serve_failing_once(self, sock, peer=""):
+        calls.append(peer)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates not allowed")
+        return real_serve(self, sock, peer)
+
+    monkeypatch.setattr(ObexServer, "serve", serve_failing_once)
+    address, stop, thread, received, lines = tcp_inbox(tmp_path)
+    with transfer.connect_tcp(f"{address[0]}:{address[1]}", 5) as sock:
+        assert sock.recv(1) == b""  # that session failed and was closed
+    with transfer.connect_tcp(f"{address[0]}:{address[1]}", 5) as sock:
+        transfer.push_files(sock, [_file(tmp_path, "next.txt", b"next")], rate=None, out=io.StringIO())
+    stop.set()
+    thread.join(10)
+    assert [f.name for f in received] == ["next.txt"]
+    assert any("failed" in line and "UnicodeEncodeError" in line for line in lines), lines
+
+
+def test_serve_removes_stale_partial_files_first(tmp_path):
+    stale = tmp_path / ".irsock-incoming-0123456789abcdef.part"
+    stale.write_bytes(b"left by a receiver killed with SIGKILL")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    mine = tmp_path / "mine.part"
+    mine.write_bytes(b"a user's file")
+    lines = []
+    listener = transfer.tcp_listener("0")
+    with listener:
+        transfer.serve(listener, tmp_path, stop=lambda: True, log=lines.append)
+    assert not stale.exists() and mine.exists()
+    assert any("1 stale partial file" in line for line in lines), lines
+
+
+def test_tcp_listen_binds_loopback_unless_a_host_is_given():
+    with transfer.tcp_listener("0") as local:
+        assert local.getsockname()[0] == "127.0.0.1"
+    with transfer.tcp_listener("0.0.0.0:0") as everywhere:
+        assert everywhere.getsockname()[0] == "0.0.0.0"
+
+
+def test_a_push_into_a_folder_is_reported_with_its_path(tmp_path):
+    from irsock.obex import ReceivedFile
+
+    received = ReceivedFile("x.txt", tmp_path / "sub" / "x.txt", 3, "peer", None, "sub/x.txt")
+    assert transfer.describe_received(received).startswith("received sub/x.txt (3 bytes) from peer")
+
+
+def _file(folder, name, data):
+    path = folder / "outbox" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path
