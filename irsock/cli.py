@@ -540,8 +540,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    offered = ["push"] + (["browse"] if args.browse else []) + (["delete"] if args.allow_delete else [])
-    sharing = "sharing: " + ("push only" if len(offered) == 1 else ", ".join(offered))
+    from irsock.obex.server import sharing_words
+
+    sharing = "sharing: " + sharing_words(args.browse, args.allow_delete)
     iface = None
     try:
         with _transfer_errors():

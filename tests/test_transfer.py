@@ -403,6 +403,7 @@ if mode == "obex_tcp-to-irda":
     client = subprocess.run(["obex_tcp", payload, "127.0.0.1"], capture_output=True, text=True, timeout=60,
                             input="")
     out["client"] = client.stdout[-2000:] + client.stderr[-2000:]
+    out["client_rc"] = client.returncode
     out["receiver"], err = receiver.communicate(timeout=60)
     out["receiver_err"] = err[-2000:]
 else:
@@ -448,6 +449,7 @@ def test_obex_tcp_client_pushes_to_irda_receive(tmp_path):
     payload.write_bytes(os.urandom(30_000))
     out = run_in_netns("obex_tcp-to-irda", tmp_path, payload)
     assert "OBEX inbox" in out["banner"], out
+    assert out["client_rc"] == 0 and "PUT successful" in out["client"], out
     report = json.loads(out["receiver"].splitlines()[0])
     assert report["name"] == "from-openobex.bin" and report["size"] == 30_000
     assert report["verified"] is None  # OpenOBEX sends no digest: received, not verified

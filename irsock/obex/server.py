@@ -132,6 +132,12 @@ def _store_refusal(exc: OSError) -> _Refused:
     return _Refused(P.DATABASE_FULL if full else P.INTERNAL_ERROR, f"cannot store: {exc.strerror or exc}")
 
 
+def sharing_words(browse: bool, allow_delete: bool) -> str:
+    """What an inbox with these options lets a peer do, for the line a receiver prints when it starts."""
+    offered = ["push"] + (["browse"] if browse else []) + (["delete"] if allow_delete else [])
+    return "push only" if len(offered) == 1 else ", ".join(offered)
+
+
 class ObexServer:
     """Serves OBEX sessions into ``root``; one :meth:`serve` call per accepted connection (from any thread).
 
@@ -161,8 +167,7 @@ class ObexServer:
     @property
     def sharing(self) -> str:
         """What a peer may do here, in words: "push only", "push, browse", "push, browse, delete"."""
-        offered = ["push"] + (["browse"] if self.browse else []) + (["delete"] if self.allow_delete else [])
-        return "push only" if len(offered) == 1 else ", ".join(offered)
+        return sharing_words(self.browse, self.allow_delete)
 
     def serve(self, sock: Any, peer: str = "") -> list[ReceivedFile]:
         """Serve one session until DISCONNECT or the end of the stream; the files stored during it.
