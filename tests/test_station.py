@@ -371,6 +371,14 @@ def test_snrm_advertises_what_fits_the_fastest_speed_offered():
     assert (snrm.qos.value("data_size"), snrm.qos.value("window_size")) == (2048, 2)  # 115200 / 500 ms
 
 
+@pytest.mark.parametrize("ours, theirs", [(OURS, SLOW), (SLOW, OURS), (OURS, OURS), (SLOW, SLOW)])
+def test_both_stations_agree_on_each_direction(ours, theirs):
+    """Our SNRM offer is fitted to our fastest speed, yet a slower link ends with the same sizes on both sides."""
+    p, s, _now = connect_pair(ours, theirs)
+    assert (p.params.tx_data_size, p.params.tx_window) == (s.params.rx_data_size, s.params.rx_window)
+    assert (p.params.rx_data_size, p.params.rx_window) == (s.params.tx_data_size, s.params.tx_window)
+
+
 def test_peer_that_advertises_too_much_is_clamped_on_our_sending_side():
     p = station(A, qos=SLOW)
     p.connect(B, now=0.0)
