@@ -327,14 +327,19 @@ def parse_qos(params):
     return out
 
 
-def cap_to_line(data_size, window, baud, turn_ms=500):
-    """Shrink (data size, window) so one turn fits the line capacity (irlap.qos.cap_to_line_capacity)."""
+def cap_to_line(data_size, window, baud, turn_ms=500, add_bofs=0, min_turn_us=0):
+    """Shrink (data size, window) so one turn fits the line capacity (irlap.qos.cap_to_line_capacity):
+    window first, then data size; a frame costs 6 framing bytes and the receiver's BOFs, plus its turnaround."""
     capacity = LINE_CAPACITY.get(baud, 400) * turn_ms // 500
     i = DATA_SIZES.index(data_size)
-    while i > 0 and DATA_SIZES[i] > capacity:
-        i -= 1
-    data_size = DATA_SIZES[i]
-    return data_size, max(1, min(window, capacity // data_size))
+    while window * (DATA_SIZES[i] + 6 + add_bofs) + mtt_xbofs(baud, min_turn_us) > capacity:
+        if window > 1:
+            window -= 1
+        elif i > 0:
+            i -= 1
+        else:
+            break
+    return DATA_SIZES[i], window
 
 
 class Link:
@@ -348,14 +353,15 @@ class Link:
         # our max turnaround is 500 ms; below 115200 only 500 ms is defined for anyone
         rx_turn = _highest(theirs.get(0x82, 1), MAX_TURN_MS) or 500
         self.rx_max_turn_ms = rx_turn if baud >= 115200 else 500
-        self.tx_data, self.tx_window = cap_to_line(_highest(theirs.get(0x83, 1), DATA_SIZES) or 64,
-                                                   _highest(theirs.get(0x84, 1), WINDOWS) or 1, baud, 500)
         self.tx_min_turn_us = _highest(theirs.get(0x86, 1), MIN_TURN_US)
         if self.tx_min_turn_us is None:
             self.tx_min_turn_us = 10000
         self.tx_add_bofs = _highest(theirs.get(0x85, 4), ADD_BOFS)
         if self.tx_add_bofs is None:
             self.tx_add_bofs = 12
+        self.tx_data, self.tx_window = cap_to_line(_highest(theirs.get(0x83, 1), DATA_SIZES) or 64,
+                                                   _highest(theirs.get(0x84, 1), WINDOWS) or 1, baud, 500,
+                                                   self.tx_add_bofs, self.tx_min_turn_us)
 
 
 def mtt_xbofs(baud, min_turn_us):
