@@ -1,11 +1,15 @@
-"""Shared test helpers: external tools used as oracles skip locally but fail in CI."""
+"""Shared test helpers: external tools used as oracles skip locally but fail in CI; two interfaces on one
+emulated medium (``medium``) and the same stream endpoints on AF_IRDA and AF_INET (``endpoints``)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
+
+import irsock
 
 
 def in_ci() -> bool:
@@ -26,3 +30,28 @@ def require_tool(name: str) -> str:
 @pytest.fixture
 def tshark() -> str:
     return require_tool("tshark")
+
+
+@pytest.fixture
+def medium():
+    name = f"sock-{uuid.uuid4().hex[:8]}"
+    a = irsock.attach(f"irsim://{name}?pace=0", nickname="alpha")
+    b = irsock.attach(f"irsim://{name}", nickname="beta")
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture(params=["irda", "inet"])
+def endpoints(request, medium):
+    """(make a client socket, a bound+listening server socket, the address a client connects to)."""
+    a, b = medium
+    if request.param == "irda":
+        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+        server.bind(("Echo",))
+        server.listen()
+        return (lambda: a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Echo")
+    server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()

@@ -1,8 +1,8 @@
 """Close semantics: every byte given to send() arrives before EOF, on AF_IRDA exactly as on AF_INET.
 
-The same test body runs on TinyTP over two interfaces on one emulated medium (no line time) and on TCP
-over loopback: the sender does sendall() then close() or shutdown(SHUT_WR); the receiver reads until
-EOF and must see every byte, in order, and then b"" (not ConnectionResetError).
+The same test body runs on TinyTP over two interfaces on one emulated medium and on TCP over loopback
+(the ``endpoints`` fixture of conftest.py): the sender does sendall() then close() or shutdown(SHUT_WR);
+the receiver reads until EOF and must see every byte, in order, and then b"" (not ConnectionResetError).
 """
 
 import hashlib
@@ -10,36 +10,8 @@ import os
 import socket as _socket
 import struct
 import threading
-import uuid
 
 import pytest
-
-import irsock
-
-
-@pytest.fixture
-def medium():
-    name = f"close-{uuid.uuid4().hex[:8]}"
-    a = irsock.attach(f"irsim://{name}?pace=0", nickname="alpha")
-    b = irsock.attach(f"irsim://{name}?pace=0", nickname="beta")
-    yield a, b
-    a.close()
-    b.close()
-
-
-@pytest.fixture(params=["irda", "inet"])
-def pair(request, medium):
-    """(a client socket factory, a listening server socket, the address to connect to)."""
-    a, b = medium
-    if request.param == "irda":
-        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
-        server.bind(("Sink",))
-        server.listen()
-        return (lambda: a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Sink")
-    server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()
 
 
 def read_until_eof(server, result):
@@ -57,8 +29,8 @@ def read_until_eof(server, result):
 
 @pytest.mark.parametrize("ending", ["close", "shutdown"])
 @pytest.mark.parametrize("size", [1_500_000, 2_000_000])
-def test_every_byte_arrives_before_eof(pair, ending, size):
-    make_client, server, address = pair
+def test_every_byte_arrives_before_eof(endpoints, ending, size):
+    make_client, server, address = endpoints
     payload = os.urandom(size)
     result: dict = {}
     reader = threading.Thread(target=read_until_eof, args=(server, result))
@@ -81,9 +53,9 @@ def test_every_byte_arrives_before_eof(pair, ending, size):
     assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
 
 
-def test_zero_linger_close_is_an_abort(pair):
+def test_zero_linger_close_is_an_abort(endpoints):
     """SO_LINGER on with a zero time asks for an abortive close: the peer sees a reset, not EOF."""
-    make_client, server, address = pair
+    make_client, server, address = endpoints
     result: dict = {}
     reader = threading.Thread(target=read_until_eof, args=(server, result))
     reader.start()

@@ -17,16 +17,6 @@ from irsock import providers
 from irsock.interface import IrSockNetDown
 
 
-@pytest.fixture
-def medium():
-    name = f"sock-{uuid.uuid4().hex[:8]}"
-    a = irsock.attach(f"irsim://{name}?pace=0", nickname="alpha")
-    b = irsock.attach(f"irsim://{name}", nickname="beta")
-    yield a, b
-    a.close()
-    b.close()
-
-
 def echo_server(listener, count=1):
     """Accept ``count`` connections; echo each until EOF."""
     def serve_one(conn):
@@ -48,21 +38,6 @@ def echo_server(listener, count=1):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-@pytest.fixture(params=["irda", "inet"])
-def endpoints(request, medium):
-    """(make a client socket, a bound+listening server socket, the address a client connects to)."""
-    a, b = medium
-    if request.param == "irda":
-        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
-        server.bind(("Echo",))
-        server.listen()
-        return (lambda: a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Echo")
-    server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()
 
 
 def exchange(client, payload, piece=None):
