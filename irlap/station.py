@@ -281,8 +281,9 @@ class Station:
         self.va = 0
         self._unacked: deque[bytes] = deque()
         self._queue: deque[bytes] = deque()
-        # N(S) of unacknowledged frames the peer asked for again (SREJ): each at most once, so at most a window
-        self._srej: list[int] = []
+        # N(S) of unacknowledged frames to send again at our next turn (REJ, SREJ, a final N(R) short of
+        # V(S)): each at most once, and the frames stay in _unacked, so this never exceeds the window
+        self._resend: list[int] = []
         self._token = False
         self._remote_busy = False
         self._local_busy = False
@@ -838,16 +839,17 @@ class Station:
         while self.va != nr and self._unacked:
             self._unacked.popleft()
             self.va = (self.va + 1) % 8
-        self._srej = [ns for ns in self._srej if _seq_diff(ns, self.va) < len(self._unacked)]
+        self._resend = [ns for ns in self._resend if _seq_diff(ns, self.va) < len(self._unacked)]
 
     def _go_back(self) -> None:
-        """Resend every unacknowledged frame, with the same sequence numbers."""
-        if self._unacked:
-            self.stats.retransmissions += len(self._unacked)
-            self._queue.extendleft(reversed(self._unacked))
-            self._unacked.clear()
-            self.vs = self.va
-            self._srej.clear()
+        """Resend every unacknowledged frame at our next turn, with the same sequence numbers.
+
+        The frames stay unacknowledged and V(S) stays where it is: an answer that was only late (a
+        slow peer answering an old poll after our next window left) may still acknowledge them, and must
+        not look like an invalid N(R). (Moving them back to the send queue and rewinding V(S) turned
+        such an answer into a reset, after which the frames were sent again and delivered twice.)
+        """
+        self._resend = [(self.va + offset) % 8 for offset in range(len(self._unacked))]
 
     def _on_i_frame(self, frame: F.IFrame) -> None:
         if frame.ns == self.vr:
@@ -874,8 +876,8 @@ class Station:
     def _queue_selective_resend(self, ns: int) -> None:
         """Resend frame ``ns`` at our next turn, once however often the peer asks (a peer repeating SREJ
         must not make us send more than a window per turn)."""
-        if _seq_diff(ns, self.va) < len(self._unacked) and ns not in self._srej:
-            self._srej.append(ns)
+        if _seq_diff(ns, self.va) < len(self._unacked) and ns not in self._resend:
+            self._resend.append(ns)
 
     def _send_window(self, now: float, *, final: bool) -> float:
         """Our turn: (re)send I-frames up to the window, the last with P/F; else RR/RNR with P/F."""
@@ -883,11 +885,12 @@ class Station:
         xbofs = self._first_xbofs()
         frames: list[F.Frame] = []
         command = self.is_primary
-        for ns in self._srej:
-            frames.append(F.IFrame(address=self.ca, command=command, poll_final=False, ns=ns, nr=self.vr,
-                                   info=self._unacked[_seq_diff(ns, self.va)]))
-        self.stats.retransmissions += len(self._srej)
-        self._srej = []
+        if not self._remote_busy:
+            for ns in sorted(self._resend, key=lambda ns: _seq_diff(ns, self.va)):
+                frames.append(F.IFrame(address=self.ca, command=command, poll_final=False, ns=ns, nr=self.vr,
+                                       info=self._unacked[_seq_diff(ns, self.va)]))
+            self.stats.retransmissions += len(self._resend)
+            self._resend = []
         while (self._queue and not self._remote_busy and len(self._unacked) < self.params.tx_window
                and len(frames) < self.params.tx_window):
             data = self._queue.popleft()
@@ -936,7 +939,7 @@ class Station:
         if self._close_requested:
             self._send_disc(now)
             return
-        has_data = bool(self._queue or self._srej) and not self._remote_busy
+        has_data = bool(self._queue or self._resend) and not self._remote_busy
         if has_data:
             self._idle_polls = 0
             end = self._send_window(now, final=True)
@@ -1011,7 +1014,7 @@ class Station:
             self._retries = 0
             self._degraded_sent = False
             self._token = True
-            if self._unacked and not self._srej:
+            if self._unacked and not self._resend:
                 self._go_back()  # the final N(R) did not cover everything we sent (SREJ names its one frame)
             self._start("turn", now)
 
@@ -1026,7 +1029,7 @@ class Station:
         self._stop("p", "f")
         lost = len(self._unacked)
         self._unacked.clear()
-        self._srej.clear()
+        self._resend.clear()
         self.vs = self.vr = self.va = 0
         self._retries = 0
         self.state = State.RESET_WAIT
@@ -1089,7 +1092,7 @@ class Station:
             self.state = State.SCLOSE
             self._emit(F.RD(address=self.ca), now, self._first_xbofs())
             return
-        if self._unacked and not self._srej:
+        if self._unacked and not self._resend:
             # the primary polled again without acknowledging everything: resend from its N(R)
             self._go_back()
         self._send_window(now, final=True)

@@ -595,6 +595,18 @@ def test_secondary_repeated_srej_and_rej_stay_bounded():
     assert [(f.ns, f.info) for f in turn] == [(1, b"two")]
 
 
+def test_a_late_final_then_the_real_one_neither_resets_nor_duplicates():
+    """A slow peer answers an old poll after our next window went out: that stale final makes us go back,
+    and the real final that follows acknowledges the frame we had sent. It is acknowledged, not resent
+    (found by test_station_props: the frame was resent after a reset and delivered twice)."""
+    p, now = primary_with_frames_in_flight(1)
+    p.receive(F.RR(address=p.ca, command=False, poll_final=True, nr=0).to_bytes(), now=now + 0.1)  # stale
+    p.receive(F.RR(address=p.ca, command=False, poll_final=True, nr=1).to_bytes(), now=now + 0.1)  # real
+    turn = frames_out(p)
+    assert p.stats.resets == 0 and not any(isinstance(f, (F.IFrame, F.SNRM)) for f in turn)
+    assert p.backlog == (0, 0)
+
+
 def test_rnr_stops_data_and_local_busy_sends_rnr():
     p, s, now = connect_pair()
     p.receive(F.RNR(address=p.ca, command=False, nr=0).to_bytes(), now=now)

@@ -359,6 +359,6 @@ class TwoStations(RuleBasedStateMachine):
             assert self.last_delivered[address] < self.next_token
 
 
-TwoStations.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None,
+TwoStations.TestCase.settings = settings(max_examples=50, stateful_step_count=40, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])
 test_two_stations_on_a_hostile_medium = TwoStations.TestCase
