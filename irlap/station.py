@@ -338,6 +338,11 @@ class Station:
         return len(self._unacked)
 
     @property
+    def pending_resends(self) -> int:
+        """Unacknowledged frames marked to be sent again next turn (by REJ, SREJ or a short N(R))."""
+        return len(self._resend)
+
+    @property
     def backlog(self) -> tuple[int, int]:
         """(frames, bytes) handed to :meth:`send` that the peer has not acknowledged yet (queued or in flight)."""
         frames = (*self._queue, *self._unacked)

@@ -77,7 +77,7 @@ class Rig:
     def check_bounds(self) -> None:
         lmp, station = self.victim.lmp, self.victim.station
         assert self.victim_queued() <= QUEUE_BOUND
-        assert station.unacked <= 7 and len(getattr(station, "_srej", ())) <= 7
+        assert station.unacked <= 7 and station.pending_resends <= 7
         assert len(lmp.connections) <= 0x70 and len(lmp._ias_sessions) <= len(lmp.connections)
         assert len(lmp._timers) <= len(lmp.connections) + 2
         for conn in self.victim.connections.values():
