@@ -745,3 +745,39 @@ def test_client_refuses_a_connect_answer_without_packet_length():
         b.sendall(struct.pack(">BH", P.SUCCESS, 3))
         with pytest.raises(ObexError, match="without version"):
             ObexClient(a).connect()
+
+
+def test_cancel_names_the_discarded_upload_even_when_the_session_thread_cleans_up_first(tmp_path):
+    """Stopping the receiver mid-push: the session's own thread, woken by the shutdown, may discard the
+    upload before cancel() looks at it; cancel() must still say what was discarded."""
+    server = ObexServer(tmp_path)
+    client, far = socket.socketpair()
+    finished = threading.Event()
+
+    class ShutdownWaitsForTheSession:
+        """The far end as the server sees it; shutdown() lets the session thread finish before returning."""
+
+        def __getattr__(self, name):
+            return getattr(far, name)
+
+        def shutdown(self, how):
+            far.shutdown(how)
+            finished.wait(5)
+
+    def run():
+        try:
+            server.serve(ShutdownWaitsForTheSession(), peer="peer")
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with client, far:
+        client.sendall(P.build(P.CONNECT, connect=(0x10, 0, 0x2000)))
+        P.read_packet(client)
+        client.sendall(P.build(P.PUT, [(P.H_NAME, "half.bin"), (P.H_LENGTH, 1000), (P.H_BODY, bytes(100))]))
+        assert P.parse(P.read_packet(client), response_to=P.PUT).code == P.CONTINUE
+        discarded = server.cancel()
+        thread.join(5)
+    assert discarded == ["half.bin (100 of 1000 bytes) from peer"]
+    assert list(tmp_path.iterdir()) == []

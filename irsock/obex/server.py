@@ -264,6 +264,7 @@ class _Session:
         self.stored: list[ReceivedFile] = []
         self.lock = threading.Lock()  # held while a request is handled; cancel() takes it
         self.cancelled = False
+        self.discarded = ""  # the unfinished upload _end_operations removed, described (for cancel)
 
     def run(self) -> list[ReceivedFile]:
         try:
@@ -299,9 +300,10 @@ class _Session:
         except (OSError, AttributeError, ValueError):
             pass
         with self.lock:
-            what = f"{self.upload.describe()} from {self.peer}" if self.upload is not None else ""
+            # the session's own thread, woken by the shutdown, may have removed it already: either way
+            # _end_operations recorded what it was
             self._end_operations()
-        return what
+            return self.discarded
 
     def _await_hangup(self) -> None:
         """After answering DISCONNECT: the client hangs up first (bounded), so our close cannot overtake
@@ -323,6 +325,7 @@ class _Session:
 
     def _end_operations(self) -> None:
         if self.upload is not None:
+            self.discarded = f"{self.upload.describe()} from {self.peer}"
             self.upload.discard()
             self.upload = None
         if self.download is not None:
