@@ -271,6 +271,8 @@ class Station:
         self._discovery: _Discovery | None = None
         self._reply: _Reply | None = None
         self._setup_tries = 0
+        self._setup_started = 0.0
+        self._setup_heard = False  # energy sensed since our first SNRM (a garbled UA, perhaps)
         self._pending_conflict = False  # two devices answered with one address: set the flag next round
         self.test_sent_at: float | None = None
         self._reset_link()
@@ -415,6 +417,8 @@ class Station:
     # --- inputs: medium -------------------------------------------------------------------------
     def sense(self, now: float) -> None:
         """Energy on the medium (a byte arrived): the medium is busy for the next 500 ms."""
+        if self.state == State.SETUP:
+            self._setup_heard = True  # perhaps the peer's UA, garbled: see _setup_gives_up
         self._last_sense = now
         self._busy_until = max(self._busy_until, now + MEDIA_BUSY)
 
@@ -634,6 +638,8 @@ class Station:
         self.peer = address
         self.ca = self.rng.randint(1, 0x7E)
         self._setup_tries = 0
+        self._setup_started = now
+        self._setup_heard = False
         self._send_snrm(now)
 
     def _send_snrm(self, now: float) -> None:
@@ -764,7 +770,7 @@ class Station:
         self._f_extended = False
         self.stats.f_timeouts += 1
         if self.state == State.SETUP:
-            if self._setup_tries >= N3:
+            if self._setup_gives_up(now):
                 self._to_ndm(now, DisconnectReason.CONNECT_FAILED)
             else:
                 self._start("backoff", now + self.rng.uniform(*BACKOFF))
@@ -796,6 +802,22 @@ class Station:
         # poll again; the answer's N(R) tells what to resend
         self._token = True
         self._send_supervisory(now, poll=True)
+
+    def _setup_gives_up(self, now: float) -> bool:
+        """After N3 unanswered SNRMs, unless something was heard since the first one.
+
+        A peer whose UA we lost (garbled, so we only sensed it) sits at the new speed in NRM, deaf to our
+        SNRMs at 9600, until its link-disconnect time passes without a poll; then it listens at 9600 again.
+        Giving up before that fails a connection to a device that is right there, so a primary that heard
+        an answer keeps trying for the longest link-disconnect time it offered (the peer's is no longer),
+        and then for N3 more tries, which the peer hears.
+        """
+        if self._setup_tries < N3:
+            return False
+        if not self._setup_heard:
+            return True
+        one_try = F_TIMEOUT_NDM + BACKOFF[1]
+        return now - self._setup_started > self.qos.value("link_disconnect") + N3 * one_try
 
     def _timer_turn(self, now: float) -> None:
         """Our turn, taken through a timer due at once: the layers above first see what arrived and

@@ -748,3 +748,63 @@ def test_new_snrm_from_our_primary_replaces_the_link():
     assert out[0] == SetSpeed(9600) and isinstance(F.parse(out[1].frame), F.UA) and out[2] == SetSpeed(115200)
     events = s.take_events()
     assert isinstance(events[0], Disconnected) and isinstance(events[1], Connected) and s.ca == 0x33
+
+
+def run_pair(p: Station, s: Station, until: float, lose=lambda frame, sender: False, now: float = 0.0) -> float:
+    """Two stations wired back to back (no line time), speed changes honoured: a frame reaches the other
+    only when both are at the same speed; ``lose(frame, sender)`` drops a frame (the receiver senses energy)."""
+    line = {id(p): p.baud, id(s): s.baud}  # the speed each port is at, as its actions are carried out
+    while now < until:
+        moved = False
+        for sender, receiver in ((p, s), (s, p)):
+            for action in sender.take_output():
+                moved = True
+                if isinstance(action, SetSpeed):
+                    line[id(sender)] = action.baud
+                    continue
+                receiver.sense(now)
+                if line[id(sender)] == line[id(receiver)] and not lose(F.parse(action.frame), sender):
+                    receiver.receive(action.frame, now)
+        if moved:
+            continue
+        deadlines = [d for d in (p.next_deadline(), s.next_deadline()) if d is not None]
+        if not deadlines:
+            break
+        now = max(now, min(deadlines))
+        p.handle_timer(now)
+        s.handle_timer(now)
+    return now
+
+
+def test_a_lost_ua_is_recovered_by_retrying_until_the_peer_gave_up_the_half_open_link():
+    """The secondary answered UA and went to the new speed; the UA was garbled. The primary's SNRMs at
+    9600 are not heard until the secondary's link-disconnect time has passed, so the primary that heard
+    a (garbled) answer keeps trying that long instead of giving up after N3 tries."""
+    qos = QosParams.offer(max_link_disconnect_s=3)
+    p, s = station(A, qos=qos), station(B, qos=qos)
+    p.connect(B, now=0.0)
+    lost = []
+
+    def lose_first_ua(frame, sender):
+        if isinstance(frame, F.UA) and not lost:
+            lost.append(frame)
+            return True
+        return False
+
+    run_pair(p, s, 10.0, lose_first_ua)
+    assert lost
+    events = p.take_events()
+    assert [e for e in events if isinstance(e, Disconnected)] == []
+    assert any(isinstance(e, Connected) for e in events) and p.state == State.NRM_PRIMARY
+
+
+def test_a_silent_device_still_fails_after_three_tries():
+    """Nothing heard at all (no device there): the connect fails after N3 SNRMs, as before."""
+    p = station(A, qos=QosParams.offer(max_link_disconnect_s=12))
+    p.connect(B, now=0.0)
+    snrms = frames_out(p)
+    while (deadline := p.next_deadline()) is not None:
+        p.handle_timer(deadline)
+        snrms += frames_out(p)
+    assert len(snrms) == 3
+    assert p.take_events() == [Disconnected(DisconnectReason.CONNECT_FAILED, B)]
