@@ -908,6 +908,16 @@ class Responder:
         self._send(NDM_XBOFS, b"\xfe\xf3" + le32(self.address) + le32(source), f[10:])
         self._log(f"test echoed to 0x{source:08x}: {len(f) - 10} bytes")
 
+    def ua_qos(self, baud):
+        """Our offer as a UA carries it: data size and window fitted to the line capacity at the negotiated
+        speed (the peer's frames to us must fit a turn too: at 9600 no more than 256 B x 1)."""
+        offer = dict(self.offer)
+        data, window = cap_to_line(_highest(offer[0x83], DATA_SIZES), _highest(offer[0x84], WINDOWS), baud, 500,
+                                   _highest(offer[0x85], ADD_BOFS), _highest(offer[0x86], MIN_TURN_US))
+        offer[0x83] = _mask_up_to(DATA_SIZES, data)
+        offer[0x84] = (1 << window) - 1
+        return b"".join(bytes((pi, 1, offer[pi])) for pi in (0x01, 0x82, 0x83, 0x84, 0x85, 0x86, 0x08))
+
     def _on_snrm(self, f):
         if len(f) < 11:
             self.ignored += 1
@@ -938,7 +948,7 @@ class Responder:
         self.ca = ca_byte >> 1
         self.link = link
         xbofs = max(NDM_XBOFS, mtt_xbofs(NDM_BAUD, link.tx_min_turn_us) + link.tx_add_bofs)
-        self._send(xbofs, bytes((ca_byte, 0x73)) + le32(self.address) + le32(source), self.qos)
+        self._send(xbofs, bytes((ca_byte, 0x73)) + le32(self.address) + le32(source), self.ua_qos(link.baud))
         self._reset_link()
         self.lmp.reset()
         self.state = NRM

@@ -157,6 +157,16 @@ def test_negotiation_matches_irlap_qos(host, max_baud, data_size, window):
     assert link.rx_max_turn_ms == expected.rx_max_turnaround_ms
 
 
+@given(st.sampled_from([9600, 19200, 38400, 57600, 115200]), st.sampled_from(DATA_SIZES), st.integers(1, 7),
+       st.sampled_from([0, 12]), st.sampled_from([10, 10000]))
+def test_ua_offer_fits_the_line_capacity_like_irlap(baud, data_size, window, additional_bofs, min_turnaround_us):
+    """The responder's UA advertises what fits the negotiated speed, exactly as irlap's station does."""
+    responder = core.Responder(FakePort(), address=FW_ADDRESS, rng=random.Random(1), data_size=data_size,
+                               window=window, additional_bofs=additional_bofs, min_turnaround_us=min_turnaround_us)
+    ours = QosParams.decode(responder.qos)
+    assert QosParams.decode(responder.ua_qos(baud)) == ours.fitted(baud, 500)
+
+
 def test_qos_parser_skips_unknown_parameters_and_rejects_truncation():
     assert core.parse_qos(bytes.fromhex("0102fe00" "7701aa" "830120")) == {0x01: 0xFE, 0x83: 0x20}
     assert core.parse_qos(b"\x01\x02\x3e") is None
