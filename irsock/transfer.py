@@ -49,19 +49,35 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressBar:
-    """Bytes, rate and ETA of one file: a redrawn bar on a terminal, plain lines every 10% otherwise."""
+    """Bytes, rate and ETA of one file: a live line drawn by ``rich`` on a terminal, plain lines every 10% otherwise.
+
+    On a terminal the line is name, bar, percentage, bytes, rate and ETA (``in M:SS`` once done), fitted to
+    the terminal's width: the name is shortened with an ellipsis and the bar narrowed or left out before
+    anything wraps, and each redraw clears the line first. Elsewhere (a pipe, a log, ``--json`` with
+    progress on stderr) it writes ``NAME: PERCENT BYTES/TOTAL RATE ETA`` every 10%. The rate is the
+    average since the start of the file; what counts as sent is the caller's business (see
+    :class:`_DeliveredProgress`).
+    """
+
+    BAR_WIDTH = 30  # the widest bar; it gets narrower first when the line would not fit
+    MIN_BAR = 10  # below this the bar is left out
+    MIN_NAME = 8  # the name keeps this many columns; the figures are cut first on a very narrow terminal
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None, *, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, console: Any = None) -> None:
         self.label = label
         self.total = total
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
+        self.stream = stream or (console.file if console is not None else sys.stdout)
+        if tty is None:
+            tty = console.is_terminal if console is not None else self.stream.isatty()
+        self.tty = tty
+        self.console = console
         self.clock = clock
         self.started = clock()
         self.sent = 0
         self._last_draw = 0.0
         self._next_step = 10
+        self._live: Any = None  # the rich Progress, once drawn
 
     def __call__(self, sent: int, total: int | None = None) -> None:
         self.sent = sent
@@ -71,8 +87,7 @@ class ProgressBar:
         if self.tty:
             if now - self._last_draw >= 0.1 or sent >= self.total:
                 self._last_draw = now
-                self.stream.write("\r" + self.render(now))
-                self.stream.flush()
+                self._draw(now)
             return
         percent = 100 * sent // self.total if self.total else 100
         if percent >= self._next_step:
@@ -81,23 +96,74 @@ class ProgressBar:
             self.stream.write(self.render(now) + "\n")
             self.stream.flush()
 
-    def render(self, now: float | None = None) -> str:
+    def figures(self, now: float | None = None) -> str:
+        """``PERCENT BYTES/TOTAL RATE/s ETA M:SS`` (``in M:SS`` once everything is sent)."""
         elapsed = max(1e-9, (now if now is not None else self.clock()) - self.started)
         rate = self.sent / elapsed
         fraction = self.sent / self.total if self.total else 1.0
-        eta = (self.total - self.sent) / rate if rate > 0 else 0.0
-        text = f"{self.label}: {fraction:4.0%} {_size(self.sent)}/{_size(self.total)} {_size(rate)}/s"
-        text += f" ETA {_duration(eta)}" if self.sent < self.total else f" in {_duration(elapsed)}"
-        if self.tty:
-            width = 24
-            filled = int(width * fraction)
-            text = f"[{'#' * filled}{'.' * (width - filled)}] " + text
-        return text
+        text = f"{fraction:4.0%} {_size(self.sent)}/{_size(self.total)} {_size(rate)}/s"
+        if self.sent >= self.total:
+            return text + f" in {_duration(elapsed)}"
+        return text + (f" ETA {_duration((self.total - self.sent) / rate)}" if rate > 0 else " ETA -:--")
+
+    def render(self, now: float | None = None) -> str:
+        """The plain line: ``NAME: PERCENT BYTES/TOTAL RATE/s ETA M:SS``."""
+        return f"{self.label}: {self.figures(now)}"
+
+    def _start(self) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.table import Column
+
+        console = self.console or Console(file=self.stream, force_terminal=True, highlight=False)
+        self._name = TextColumn("{task.description}", markup=False,
+                                table_column=Column(no_wrap=True, overflow="ellipsis"))
+        self._bar = BarColumn(bar_width=self.BAR_WIDTH)
+        self._figures = TextColumn("{task.fields[figures]}", markup=False,
+                                   table_column=Column(no_wrap=True, overflow="ellipsis"))
+        progress = Progress(self._name, self._bar, self._figures, console=console, auto_refresh=False,
+                            redirect_stdout=False, redirect_stderr=False, get_time=self.clock)
+        self._task = progress.add_task(self.label, total=self.total or 1, figures="")
+        return progress
+
+    def _fit(self, width: int, figures: str) -> None:
+        """Share ``width`` columns between name, bar and figures so that the line never wraps.
+
+        One column stays spare (a full line wraps on some terminals). The figures come first, then the
+        name (shortened with an ellipsis, at least ``MIN_NAME`` columns), then the bar in what is left.
+        """
+        room = width - 1
+        name = min(len(self.label), max(self.MIN_NAME, room - 1 - len(figures)))
+        # the bar keeps its width while the figures grow (ETA 9:59 at 9.5 kB/s, then 10.0 kB/s in 0:10)
+        widest = max(len(figures), len(f"100% {_size(self.total)}/{_size(self.total)} 999.9 kB/s ETA 00:00"))
+        bar = min(self.BAR_WIDTH, room - widest - 1 - min(len(self.label), 16) - 1)
+        if bar >= self.MIN_BAR:
+            self._bar.bar_width = bar
+            self._live.columns = (self._name, self._bar, self._figures)
+            name = min(len(self.label), room - widest - bar - 2)
+            rest = room - name - bar - 2
+        else:
+            self._live.columns = (self._name, self._figures)
+            rest = room - name - 1
+        self._name.get_table_column().width = name
+        self._figures.get_table_column().width = max(1, min(len(figures), rest))
+
+    def _draw(self, now: float) -> None:
+        figures = self.figures(now)
+        if self._live is None:
+            self._live = self._start()
+            self._fit(self._live.console.width, figures)
+            self._live.update(self._task, completed=self.sent, figures=figures)
+            self._live.start()  # draws the first state
+            return
+        self._fit(self._live.console.width, figures)
+        self._live.update(self._task, completed=self.sent, total=self.total or 1, figures=figures)
+        self._live.refresh()
 
     def finish(self) -> None:
         if self.tty:
-            self.stream.write("\r" + self.render() + "\n")
-            self.stream.flush()
+            self._draw(self.clock())
+            self._live.stop()  # leaves the last state on its line and moves to the next
 
 
 # --- summaries -----------------------------------------------------------------------------------------

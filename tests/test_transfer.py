@@ -41,17 +41,47 @@ def test_progress_plain_lines_every_ten_percent():
     assert lines[-1].startswith("f.bin: 100% 10.0 kB/10.0 kB 9.5 kB/s in 0:01")
 
 
-def test_progress_bar_redraws_on_a_terminal_with_rate_and_eta():
+def _terminal_lines(text: str) -> list[str]:
+    """What a terminal shows line by line: control sequences dropped, each \\r or \\n starts a line."""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return [line for line in re.split(r"[\r\n]", plain) if line]
+
+
+@pytest.mark.parametrize("name", ["f.bin", "holiday photos from the summer of 2026, all of them, uncut.tar.gz"])
+def test_progress_on_an_80_column_terminal_fits_and_clears_the_line(name):
+    from rich.console import Console
+
     out, clock = io.StringIO(), FakeClock()
-    bar = transfer.ProgressBar("f.bin", 100_000, out, tty=True, clock=clock)
-    clock.now += 5
-    bar(25_000, 100_000)
-    text = out.getvalue()
-    assert text.startswith("\r[######..................] f.bin:  25% 25.0 kB/100.0 kB 5.0 kB/s ETA 0:15")
-    bar(26_000, 100_000)  # within 0.1 s of the last draw: not redrawn
-    assert out.getvalue() == text
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    bar = transfer.ProgressBar(name, 100_000, tty=None, clock=clock, console=console)
+    assert bar.tty
+    for sent in range(2_500, 100_001, 2_500):
+        clock.now += 0.5
+        bar(sent, 100_000)
     bar.finish()
-    assert out.getvalue().endswith("\n")
+    text = out.getvalue()
+    lines = _terminal_lines(text)
+    assert lines and all(len(line) < 80 for line in lines), max(lines, key=len)
+    assert "\n" not in text.replace("\x1b[?25h", "").rstrip("\n")  # one line, redrawn in place
+    assert text.count("\r\x1b[2K") >= len(lines) - 1  # every redraw erases the line first: nothing stale
+    assert "25% 25.0 kB/100.0 kB 5.0 kB/s ETA 0:15" in text  # bytes, rate, ETA while it runs
+    assert lines[-1].endswith("100% 100.0 kB/100.0 kB 5.0 kB/s in 0:20")  # bytes, rate, time when done
+    assert lines[-1].startswith(name[:15])
+
+
+def test_progress_on_a_narrow_terminal_shortens_instead_of_wrapping():
+    from rich.console import Console
+
+    out, clock = io.StringIO(), FakeClock()
+    console = Console(file=out, width=40, force_terminal=True, color_system=None)
+    bar = transfer.ProgressBar("a-rather-long-file-name.bin", 100_000, clock=clock, console=console)
+    clock.now += 5
+    bar(25_000)
+    bar.finish()
+    lines = _terminal_lines(out.getvalue())
+    assert all(len(line) < 40 for line in lines) and lines[-1].startswith("a-rathe…  25% 25.0 kB/100.0 kB")
 
 
 def test_progress_shows_what_reached_the_peer_not_what_filled_the_buffers():
