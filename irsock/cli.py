@@ -683,9 +683,11 @@ def cmd_dongles(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from irsock import __version__
 
-    parser = argparse.ArgumentParser(prog="irda", description="A userspace IrDA stack: tools and tests.")
+    parser = argparse.ArgumentParser(prog="irda", description="A userspace IrDA stack: tools and tests.",
+                                     usage="irda [-h] [--version] COMMAND ...",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"irsock {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS)
 
     trace = commands.add_parser("trace", help="convert and read IrDA captures")
     trace_cmds = trace.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
@@ -784,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     receive.set_defaults(func=cmd_receive)
 
     bench = commands.add_parser(
-        "bench", help="the figures of one link: discovery, turnaround, goodput, efficiency, CPU",
+        "bench", help="measure one link: discovery, turnaround, goodput, CPU",
         description="Measure one link in real time: A discovers B, pings it with TEST frames (turnaround), "
         "connects and pushes --bytes with OBEX (goodput, efficiency against the line rate, CPU). Two dongles "
         "facing each other: --port A --peer-port B; without ports, two stacks on the emulator.")
@@ -799,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     demo = commands.add_parser(
-        "demo", help="the whole stack on the built-in emulator: discover, IAS, push a file, verify",
+        "demo", help="the whole stack on the emulator: discover, IAS, push, verify",
         description="Two irsock stacks on an emulated infrared medium at 115200 bit/s: discovery, IAS lookup, "
         "an OBEX push with the progress display, verification by SHA-256 and a summary. No hardware needed.")
     demo.add_argument("--pcap", metavar="FILE", help="write the sender's frames to a pcap file for Wireshark")
@@ -863,7 +865,85 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--seed", type=int, default=0)
     link.add_argument("--json", action="store_true")
     link.set_defaults(func=cmd_sim_link)
+
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script (bash, zsh, fish)",
+        description="Print the tab-completion script of irda for SHELL (commands, options, choices, file "
+        "names). Install it once: irda completion bash > ~/.local/share/bash-completion/completions/irda; "
+        "irda completion zsh > ~/.zfunc/_irda (with fpath+=(~/.zfunc) before compinit in ~/.zshrc); "
+        "irda completion fish > ~/.config/fish/completions/irda.fish.")
+    completion.add_argument("shell", choices=COMPLETION_SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    completion.set_defaults(func=cmd_completion)
+
+    for action in (parser, *_subcommands(parser).values()):
+        for argument in action._actions:
+            if argument.metavar in FILE_METAVARS or argument.dest in ("port", "peer_port", "pcap", "output"):
+                argument.complete = FILE_COMPLETION  # shtab completes file names there
+            elif argument.dest == "dir":
+                argument.complete = DIRECTORY_COMPLETION
+    parser.epilog = _command_listing(parser)
     return parser
+
+
+# --- irda --help, irda completion ---------------------------------------------------------------------
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+FILE_METAVARS = {"RAW", "FILE", "FILE.pcap", "OUT.pcap"}
+# shtab's FILE and DIRECTORY, spelled out so that building the parser does not import shtab
+FILE_COMPLETION = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f",
+                   "fish": "(__fish_complete_path (commandline -ct))"}
+DIRECTORY_COMPLETION = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d",
+                        "fish": "(__fish_complete_directories)"}
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command and action below ``parser``, by its full name (``"trace show"``), in parser order."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found.update(_subcommands(sub, prefix + name + " "))
+    return found
+
+
+def _command_listing(parser: argparse.ArgumentParser) -> str:
+    """The ``irda --help`` list: every command one line, actions of a group (trace, sim) by their full name."""
+    helps: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+    rows = []
+    for name, sub in _subcommands(parser).items():
+        group = any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
+        if group:
+            continue  # listed by its actions
+        top, _, rest = name.partition(" ")
+        if rest:
+            inner = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[top]
+            text = next(c.help for a in inner._actions if isinstance(a, argparse._SubParsersAction)
+                        for c in a._choices_actions if c.dest == rest)
+        else:
+            text = helps[name]
+        rows.append((name, text))
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"  {name:<{width}}{text}" for name, text in rows]
+    return "commands (irda COMMAND --help tells more):\n" + "\n".join(lines)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    parser = build_parser()
+    for action in parser._actions:  # hidden from the help only (the listing replaces it), not from completion
+        if isinstance(action, argparse._SubParsersAction):
+            action.help = None
+    for sub in (parser, *_subcommands(parser).values()):  # shtab describes a command by its description:
+        for action in sub._actions:  # give it the one-line help instead of the paragraph
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    action.choices[choice.dest].description = choice.help
+    print(shtab.complete(parser, args.shell), end="")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

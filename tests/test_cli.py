@@ -111,3 +111,53 @@ def test_truncated_capture_exits_nonzero_without_traceback(tmp_path):
     assert result.returncode == 1
     assert "record 2 is truncated" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.count("\n") == 1  # the good first record was still shown
+
+
+def _leaf_commands() -> list[str]:
+    from irsock.cli import _subcommands, build_parser
+
+    commands = _subcommands(build_parser())
+    groups = {name.split(" ")[0] for name in commands if " " in name}
+    return [name for name in commands if name not in groups]
+
+
+def test_help_lists_every_command_on_one_line_each(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines()), max(out.splitlines(), key=len)
+    listing = out.split("commands (")[1].splitlines()[1:]
+    names = _leaf_commands()
+    assert {"trace convert", "trace capture", "send", "receive", "demo", "sim link", "completion"} <= set(names)
+    assert len(listing) == len(names)
+    for name, line in zip(names, listing, strict=True):
+        assert line.startswith(f"  {name} ") and len(line.split(name, 1)[1].strip()) > 10, line
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script_naming_the_commands(shell, capsys):
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    for word in ("send", "receive", "demo", "convert", "capture", "json", "port", "dongle"):
+        assert word in script, word
+
+
+def test_bash_completion_completes_commands_actions_and_options(tmp_path):
+    script = tmp_path / "irda.bash"
+    script.write_text(subprocess.run([sys.executable, "-m", "irsock.cli", "completion", "bash"], check=True,
+                                     capture_output=True, text=True).stdout)
+    probe = f"""
+source {script}
+t() {{ COMP_WORDS=("$@"); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMPREPLY=()
+      _shtab_irda irda "${{COMP_WORDS[-1]}}" "${{COMP_WORDS[-2]}}"; echo "${{COMPREPLY[*]}}"; }}
+t irda ""
+t irda trace ""
+t irda send --j
+t irda completion ""
+"""
+    lines = subprocess.run(["bash", "-c", probe], check=True, capture_output=True, text=True).stdout.splitlines()
+    assert set(lines[0].split()) == {"trace", "emulate", "dongles", "discover", "send", "receive", "bench", "demo",
+                                     "ias", "ping", "sim", "completion"}
+    assert lines[1:] == ["convert show capture", "--json", "bash zsh fish"]
