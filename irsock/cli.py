@@ -342,6 +342,12 @@ def cmd_ias(args: argparse.Namespace) -> int:
         _stop_runtime(runtime)
 
 
+def _air_time(size: int, baud: int) -> float:
+    """Seconds a TEST frame with ``size`` bytes of data may take on the line: every byte escaped, plus the
+    header, FCS, flags and XBOFs, 10 bits a byte (2000 bytes at 9600: up to 4.2 s each way)."""
+    return (2 * size + 40) * 10 / baud
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     import struct
     import time
@@ -354,13 +360,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
     runtime = _start_runtime(args)
     try:
         address = _resolve_device(runtime, args.address)
+        wait = args.wait + 2 * _air_time(args.size, runtime.call(lambda _stack, _now: runtime.station.baud))
         received, rtts = 0, []
         for sequence in range(args.count):
             payload = struct.pack(">Id", sequence, time.monotonic()).ljust(args.size, b"\xa5")
             sent_at = time.monotonic()
             runtime.call(lambda _stack, now, p=payload: runtime.station.send_test(address, p, now))
             reply = None
-            deadline = sent_at + args.wait
+            deadline = sent_at + wait
             while time.monotonic() < deadline:
                 event = runtime.wait_for((TestResult,), deadline - time.monotonic())
                 if isinstance(event, PortFailed):
@@ -823,7 +830,9 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("--count", type=_positive_int, default=4)
     ping.add_argument("--size", type=int, default=32, help="bytes per TEST frame (12-2000)")
     ping.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
-    ping.add_argument("--wait", type=float, default=2.0, help="seconds to wait for each answer")
+    ping.add_argument("--wait", type=float, default=2.0,
+                      help="seconds to wait for each answer besides the frame's time on the line both ways, "
+                      "which grows with --size (default 2)")
     ping.set_defaults(func=cmd_ping)
 
     capture = trace_cmds.add_parser("capture", help="record every frame the stack sends and receives")

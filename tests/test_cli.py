@@ -161,3 +161,11 @@ t irda completion ""
     assert set(lines[0].split()) == {"trace", "emulate", "dongles", "discover", "send", "receive", "bench", "demo",
                                      "ias", "ping", "sim", "completion"}
     assert lines[1:] == ["convert show capture", "--json", "bash zsh fish"]
+
+
+def test_ping_waits_as_long_as_a_big_frame_takes_at_9600(capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    # 2000 bytes at 9600 bit/s: over 2 s each way, so a fixed 2 s wait reported 100% loss
+    assert main(["ping", "virtual-1", "--size", "2000", "--count", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2000 bytes from 0x" in out and "1 sent, 1 received, 0% loss" in out
