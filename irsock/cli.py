@@ -151,18 +151,23 @@ def cmd_sim_link(args: argparse.Namespace) -> int:
     report = run_link(args.bytes, baud=args.baud, data_size=args.data_size, window=args.window,
                       min_turn_us=args.min_turn, faults=faults, seed=args.seed)
     data = report.as_dict()
+    complete = report.intact and not report.link_lost
     if args.json:
         print(json.dumps(data))
-        return EXIT_OK
+        return EXIT_OK if complete else EXIT_ERROR
     print(
         f"{report.delivered_bytes} of {args.bytes} bytes delivered, {'intact' if report.intact else 'NOT intact'}, "
         f"in {report.sim_seconds:.3f} s simulated\n"
-        f"link {report.baud} bit/s, {report.window} x {report.data_size} B; goodput {report.goodput_Bps:.0f} B/s of "
-        f"{report.line_rate_Bps:.0f} B/s line rate: efficiency {report.efficiency:.3f}\n"
-        f"{report.retransmissions} frames retransmitted, {report.resets} resets"
+        f"link {report.baud} bit/s, {report.window} x {report.data_size} B; "
+        + (f"goodput {report.goodput_Bps:.0f} B/s of {report.line_rate_Bps:.0f} B/s line rate: efficiency "
+           f"{report.efficiency:.3f}\n" if complete else "no goodput or efficiency: the transfer did not complete\n")
+        + f"{report.retransmissions} frames retransmitted, {report.resets} resets"
         + (", LINK LOST" if report.link_lost else "")
     )
-    return EXIT_OK
+    if not complete:
+        print("irda: the transfer failed: " + ("the link was lost" if report.link_lost else "the data arrived damaged")
+              + f" after {report.delivered_bytes} of {args.bytes} bytes", file=sys.stderr)
+    return EXIT_OK if complete else EXIT_ERROR
 
 
 # --- commands on a port ------------------------------------------------------------------------------
@@ -872,7 +877,8 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--outage", type=_outage, action="append", default=[], metavar="START:SECONDS",
                       help="a blocked beam from START for SECONDS (repeatable)")
     link.add_argument("--seed", type=int, default=0)
-    link.add_argument("--json", action="store_true")
+    link.add_argument("--json", action="store_true",
+                      help="print the report as one JSON object (exit status 1 all the same if the transfer failed)")
     link.set_defaults(func=cmd_sim_link)
 
     completion = commands.add_parser(

@@ -169,3 +169,15 @@ def test_ping_waits_as_long_as_a_big_frame_takes_at_9600(capsys, monkeypatch):
     assert main(["ping", "virtual-1", "--size", "2000", "--count", "1"]) == 0
     out = capsys.readouterr().out
     assert "2000 bytes from 0x" in out and "1 sent, 1 received, 0% loss" in out
+
+
+def test_sim_link_that_loses_the_link_exits_1_and_gives_no_efficiency(capsys):
+    assert main(["sim", "link", "--bytes", "20000", "--outage", "0.5:30"]) == 1
+    captured = capsys.readouterr()
+    assert "efficiency" not in captured.out.replace("no goodput or efficiency", "")
+    assert "LINK LOST" in captured.out
+    assert "the transfer failed: the link was lost after 4096 of 20000 bytes" in captured.err
+    assert main(["sim", "link", "--bytes", "20000", "--outage", "0.5:30", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["link_lost"] is True
+    assert main(["sim", "link", "--bytes", "20000"]) == 0
+    assert "efficiency 0.9" in capsys.readouterr().out
