@@ -699,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      usage="irda [-h] [--version] COMMAND ...",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"irsock {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS,
+                                     prog="irda")
 
     trace = commands.add_parser("trace", help="convert and read IrDA captures")
     trace_cmds = trace.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
@@ -963,7 +964,11 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would show the top level's usage: show the one of the command that was given
+        name = " ".join(part for part in (args.command, getattr(args, "trace_command", None),
+                                          getattr(args, "sim_command", None)) if part)
+        _subcommands(parser).get(name, parser).error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.func(args)
     except (CliError, IrLAPError) as exc:

@@ -181,3 +181,18 @@ def test_sim_link_that_loses_the_link_exits_1_and_gives_no_efficiency(capsys):
     assert json.loads(capsys.readouterr().out)["link_lost"] is True
     assert main(["sim", "link", "--bytes", "20000"]) == 0
     assert "efficiency 0.9" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, command", [(["send", "--bogus", "x"], "send"),
+                                           (["trace", "show", "x.pcap", "--bogus"], "trace show"),
+                                           (["sim", "link", "--bogus"], "sim link")])
+def test_an_unknown_option_shows_the_usage_of_its_command(argv, command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: irda {command} [-h]")
+    assert f"irda {command}: error: unrecognized arguments: --bogus" in err
+    with pytest.raises(SystemExit):
+        main([*command.split(), "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: irda {command} [-h]")
