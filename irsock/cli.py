@@ -470,6 +470,18 @@ def _transfer_errors():
         raise CliError(f"{exc.filename}: {reason}" if exc.filename else reason) from None
 
 
+BUILTIN_RECEIVER_HINT = (
+    "each irda process has its own built-in emulator, so a receiver in another terminal is not seen: try "
+    "irda demo, or irda emulate --pty 2 and give one port to irda receive --port, the other to irda send --port")
+
+
+def _receiver_hint(iface) -> str:
+    """What to check when no OBEX device answered: on the built-in emulator, how to try a push instead."""
+    from irsock.transfer import RECEIVER_HINT
+
+    return BUILTIN_RECEIVER_HINT if iface.port.startswith("irsim://builtin-") else RECEIVER_HINT
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     import irsock
     from irsock import transfer
@@ -491,7 +503,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             try:
                 with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
                     sock.settimeout(args.timeout)
-                    device = transfer.choose_device(sock, args.to, log=say)
+                    device = transfer.choose_device(sock, args.to, log=say, hint=_receiver_hint(iface))
                     say(f"pushing to {transfer.describe_device(device)}")
                     transfer.connect_obex(sock, device.address, log=say)
                     summary = transfer.push_files(sock, files, rate=transfer.line_rate(iface), out=out,

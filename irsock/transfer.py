@@ -217,12 +217,16 @@ def describe_device(device: irsock.IrdaDevice) -> str:
     return f"0x{device.address:08x} {device.name!r} ({', '.join(device.hint_words) or 'no hints'})"
 
 
+RECEIVER_HINT = "name one with --to ADDRESS|NICKNAME, or check that the receiver runs (irda receive)"
+
+
 def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
-                  log: Callable[[str], None] = lambda _text: None) -> irsock.IrdaDevice:
+                  log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT) -> irsock.IrdaDevice:
     """The device to push to: the one named by ``to`` (address or nickname), else the one with the OBEX hint.
 
     Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
-    Several OBEX devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen.
+    Several OBEX devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen
+    and ends, for none, with ``hint`` (what to check).
     """
     wanted = parse_address(to) if to else None
     seen: dict[int, irsock.IrdaDevice] = {}
@@ -250,8 +254,7 @@ def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise TransferError(f"no device with the OBEX hint in range (devices seen: {listing}); name one with --to "
-                            "ADDRESS|NICKNAME, or check that the receiver runs (irda receive)")
+        raise TransferError(f"no device with the OBEX hint in range (devices seen: {listing}); {hint}")
     raise TransferError("several OBEX devices in range, choose one with --to: "
                         + "; ".join(describe_device(d) for d in candidates))
 

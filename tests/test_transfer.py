@@ -724,3 +724,14 @@ def _file(folder, name, data):
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def test_send_on_the_builtin_emulator_says_how_to_try_a_push(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    source = tmp_path / "a.txt"
+    source.write_text("hi")
+    assert main(["send", str(source), "--timeout", "10"]) == 1
+    err = capsys.readouterr().err
+    assert "no device with the OBEX hint in range" in err
+    assert "each irda process has its own built-in emulator" in err and "irda demo" in err
+    assert "irda emulate --pty 2" in err and "check that the receiver runs" not in err
