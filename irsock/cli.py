@@ -187,6 +187,10 @@ def _port_settings(args: argparse.Namespace) -> tuple[str, str]:
             f"({url}); give --port /dev/ttyUSB0 (and --dongle) for a real dongle",
             file=sys.stderr,
         )
+        given = args.dongle and "--dongle" or os.environ.get("IRDA_DONGLE") and "IRDA_DONGLE"
+        if given:
+            print(f"irda: {given} {dongle} is ignored: the built-in emulator has no dongle (give --port with it)",
+                  file=sys.stderr)
         dongle = "plain"
     return url, dongle
 

@@ -196,3 +196,13 @@ def test_an_unknown_option_shows_the_usage_of_its_command(argv, command, capsys)
     with pytest.raises(SystemExit):
         main([*command.split(), "--help"])
     assert capsys.readouterr().out.startswith(f"usage: irda {command} [-h]")
+
+
+def test_a_dongle_without_a_port_is_said_to_be_ignored(capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    monkeypatch.delenv("IRDA_DONGLE", raising=False)
+    assert main(["discover", "--dongle", "tekram", "--timeout", "0.5"]) == 0
+    assert "--dongle tekram is ignored: the built-in emulator has no dongle" in capsys.readouterr().err
+    monkeypatch.setenv("IRDA_DONGLE", "actisys")
+    assert main(["discover", "--timeout", "0.5"]) == 0
+    assert "IRDA_DONGLE actisys is ignored" in capsys.readouterr().err
