@@ -11,6 +11,7 @@ from irlap.qos import QosParams
 from irlap.sim import Faults, Simulator
 from irlap.station import Connected, Disconnected, Station
 from irsock.lmp import pdu as P
+from irsock.lmp import stack as stack_module
 from irsock.lmp.ias import IasDatabase, IasServerSession, fragments
 from irsock.lmp.stack import (
     ConnectionlessData,
@@ -420,3 +421,63 @@ def test_malformed_ias_answer_is_an_error_not_a_return_code():
     call.start(62)
     replies, response = call.receive(h("84 00 00 05 00"))  # claims 5 entries, holds none
     assert response is None and replies == [] and "malformed IAS answer" in call.error
+
+
+def _busy_link_pair(monkeypatch, timeout):
+    """A 9600 bit/s link whose IrLAP queue is full of one connection's data, and a short connect timeout."""
+    sim, a, b = pair(qos=QosParams.offer(max_baud=9600))
+    for lsap in (0x10, 0x11, 0x12):
+        b.station.listen(lsap)
+    first = a.station.allocate_lsap()
+    a.call("connect", first, B, 0x10)
+    sim.run(until=2)
+    b.station.confirm(0x10, first, sim.now)
+    b.pump()
+    sim.run(until=3)
+    for _ in range(40):  # about 10 s of line time; IrLMP keeps LAP_QUEUE_TARGET frames queued in IrLAP
+        a.station.send(first, 0x10, bytes(a.station.max_data()), sim.now)
+    a.pump()
+    monkeypatch.setattr(stack_module, "CONNECT_TIMEOUT", timeout)
+    return sim, a, b
+
+
+def test_connect_queued_behind_data_is_not_timed_out_before_it_reaches_the_peer(monkeypatch):
+    """The soak's seed 1 at t=8529: a Connect waited 12 s behind the previous connection's data on a link
+    slowed by bit errors, reached B 2 s after A had given up with 'client not responding', and B confirmed at
+    once. Here the Connect needs ~1.4 s of line time behind the queued frames; the timeout is 0.5 s."""
+    sim, a, b = _busy_link_pair(monkeypatch, 0.5)
+    second = a.station.allocate_lsap()
+    started = sim.now
+    a.call("connect", second, B, 0x11)
+    while not [i for i in events(b, LmpConnectIndication) if i.local == 0x11] and sim.now < started + 10:
+        sim.run(until=sim.now + 0.01)
+    assert sim.now - started > 1.0  # longer than the timeout: the Connect really waited
+    b.station.confirm(0x11, second, sim.now)
+    b.pump()
+    sim.run(until=sim.now + 0.3)
+    assert [(e.local, e.remote) for e in events(a, LmpConnectConfirm)][-1] == (second, 0x11)
+    assert not [e for e in events(a, LmpDisconnected) if e.local == second]
+    assert a.station.connections[second, 0x11].state.name == "OPEN"
+
+
+def test_connect_watchdog_still_fires_for_a_silent_peer_and_a_stalled_link(monkeypatch):
+    sim, a, b = _busy_link_pair(monkeypatch, 0.5)
+    silent = a.station.allocate_lsap()
+    started = sim.now
+    a.call("connect", silent, B, 0x12)  # B's user never confirms
+    sim.run(until=started + 10)
+    [gone] = [e for e in events(a, LmpDisconnected) if e.local == silent]
+    assert gone.reason == P.DisconnectReason.CLIENT_NOT_RESPONDING
+    # it failed only after the Connect got through and the peer kept silent
+    assert [(i.local, i.remote) for i in events(b, LmpConnectIndication) if i.local == 0x12] == [(0x12, silent)]
+    # a link that moves nothing (the peer holds us in RNR) fails the connect after the timeout too
+    b.station.station.set_local_busy(True, sim.now)
+    b.pump()
+    for _ in range(8):
+        a.station.send(*next(iter(k for k in a.station.connections if k[1] == 0x10)), bytes(10), sim.now)
+    stalled = a.station.allocate_lsap()
+    started = sim.now
+    a.call("connect", stalled, B, 0x11)
+    sim.run(until=started + 3)
+    [gone] = [e for e in events(a, LmpDisconnected) if e.local == stalled]
+    assert gone.reason == P.DisconnectReason.CLIENT_NOT_RESPONDING

@@ -20,6 +20,10 @@ the simulator and the real-time runtime drive it exactly as they drive a bare st
   kept for the idle time, or its last LSAP is closing) drops the link at once, once its queue has drained,
   and opens one to the new device; while an LSAP is open on it, the connect is refused ("in use").
 * LSAP selectors are allocated round-robin, so a connection just closed is not confused with the next.
+* A connect fails with "client not responding" only when the peer leaves it unanswered for
+  :data:`CONNECT_TIMEOUT` after its IrLAP acknowledged our Connect, or when the link delivered nothing of
+  ours for that long: the time the Connect waits behind earlier PDUs (here or in IrLAP's queue, resent
+  under bit errors) is not the peer's silence, and a link that is up loses nothing.
 * LSAP 0 is the IAS server (:mod:`irsock.lmp.ias`); :meth:`ias_query` is the client.
 * Connectionless data uses UI frames on LSAP 0x70 with a PID.
 """
@@ -77,6 +81,12 @@ class LsapConnection:
     queue: deque = field(default_factory=deque)
     close_after_queue: bool = False
     close_reason: P.DisconnectReason = P.DisconnectReason.USER_REQUEST
+    # the connect watchdog (see IrLMP._connect_watch): our Connect PDU, its place in the count of PDUs handed
+    # to IrLAP once it is handed over, and how many of those had left IrLAP's backlog when the timer was armed
+    connect_pdu: bytes | None = None
+    connect_mark: int | None = None
+    connect_delivered: bool = False
+    settled_at_arm: int = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -171,6 +181,7 @@ class IrLMP:
         self._used_lsaps: set[int] = set()
         self._next_lsap = P.LSAP_MIN
         self._replies: deque[tuple[tuple[int, int, int], bytes]] = deque()
+        self._handed = 0  # PDUs ever handed to IrLAP's send() (we are its only user), see _settled
         self._hurry = False  # the idle link is to go as soon as it has drained (release_idle_link)
         self.stats = LmpStats()
 
@@ -253,6 +264,7 @@ class IrLMP:
         self.connections[conn.key] = conn
         self._used_lsaps.add(local)
         self._timers[f"connect:{local}:{remote}"] = now + CONNECT_TIMEOUT
+        conn.settled_at_arm = self._settled
         self._timers.pop("idle", None)
         if self.link_up and self.station.peer == device and not self.station.closing:
             self._send_connect(conn, now)
@@ -374,8 +386,33 @@ class IrLMP:
 
     def _send_connect(self, conn: LsapConnection, now: float) -> None:
         conn.state = ConnState.CONNECTING
-        conn.queue.appendleft(P.build_lmp(P.LmpControl(conn.remote, conn.local, P.OP_CONNECT, 0, conn.user_data)))
+        conn.connect_pdu = P.build_lmp(P.LmpControl(conn.remote, conn.local, P.OP_CONNECT, 0, conn.user_data))
+        conn.queue.appendleft(conn.connect_pdu)
         self._pump(now)
+
+    @property
+    def _settled(self) -> int:
+        """PDUs handed to IrLAP that have left its backlog: acknowledged by the peer, or discarded with the
+        link (a reset or a disconnect, which end every LSAP connection anyway). Never decreases."""
+        return self._handed - self.station.backlog[0]
+
+    def _connect_watch(self, now: float) -> None:
+        """The peer gets :data:`CONNECT_TIMEOUT` to answer from the moment its IrLAP acknowledged our Connect.
+
+        The Connect may wait behind earlier PDUs, in our queues and in IrLAP's, and on a slow link (bit errors,
+        a passer-by's discovery colliding with our frames) that can take longer than the timeout itself;
+        IrLAP loses nothing while the link is up, so until the Connect is through the timer only watches that
+        the link moves (see :meth:`_fire`), and once it is through the timer starts again."""
+        settled = None
+        for conn in self.connections.values():
+            if conn.state != ConnState.CONNECTING or conn.connect_mark is None or conn.connect_delivered:
+                continue
+            settled = self._settled if settled is None else settled
+            if settled >= conn.connect_mark:
+                conn.connect_delivered = True
+                name = f"connect:{conn.local}:{conn.remote}"
+                if name in self._timers:
+                    self._timers[name] = now + CONNECT_TIMEOUT
 
     def _pump(self, now: float) -> None:
         """Move queued PDUs into IrLAP round-robin, keeping only a few frames queued there."""
@@ -384,6 +421,7 @@ class IrLMP:
             return
         while self._replies and self.station.tx_queue_len < LAP_QUEUE_TARGET:
             self.station.send(self._replies.popleft()[1], now)
+            self._handed += 1
         keys = [k for k, c in self.connections.items() if c.queue]
         for key in keys:
             if key not in self._rr:
@@ -395,6 +433,9 @@ class IrLMP:
                 continue
             pdu = conn.queue.popleft()
             self.station.send(pdu, now)
+            self._handed += 1
+            if pdu is conn.connect_pdu:
+                conn.connect_mark = self._handed
             if conn.queue:
                 self._rr.append(key)
             elif conn.close_after_queue:
@@ -403,6 +444,7 @@ class IrLMP:
     def _process(self, now: float) -> None:
         for event in self.station.take_events():
             self._on_lap_event(event, now)
+        self._connect_watch(now)
         self._pump(now)
 
     def _on_lap_event(self, event, now: float) -> None:
@@ -601,6 +643,13 @@ class IrLMP:
         if name.startswith("connect:"):
             _, local, remote = name.split(":")
             conn = self.connections.get((int(local), int(remote)))
+            if (conn is not None and conn.state == ConnState.CONNECTING and not conn.connect_delivered
+                    and self.link_up and self._settled > conn.settled_at_arm):
+                # our Connect is still queued behind earlier PDUs, and the link delivered some of them meanwhile:
+                # slow, not lost, and the peer has not been asked yet (see _connect_watch)
+                conn.settled_at_arm = self._settled
+                self._timers[name] = now + CONNECT_TIMEOUT
+                return
             if conn is not None and conn.state in (ConnState.WAIT_LINK, ConnState.CONNECTING):
                 if conn.state == ConnState.CONNECTING:
                     self._reply(conn.local, conn.remote, P.OP_DISCONNECT, P.DisconnectReason.CLIENT_NOT_RESPONDING, now)
