@@ -206,3 +206,38 @@ def test_a_dongle_without_a_port_is_said_to_be_ignored(capsys, monkeypatch):
     monkeypatch.setenv("IRDA_DONGLE", "actisys")
     assert main(["discover", "--timeout", "0.5"]) == 0
     assert "IRDA_DONGLE actisys is ignored" in capsys.readouterr().err
+
+
+def test_a_regular_file_as_port_is_not_a_serial_port_and_not_a_dialout_problem(tmp_path, capsys):
+    plain = tmp_path / "notes.txt"
+    plain.write_text("hello")
+    assert main(["discover", "--port", str(plain)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot open {plain}: it is a regular file, not a serial port" in err
+    assert "dialout" not in err and "ioctl" not in err
+    assert main(["discover", "--port", str(tmp_path)]) == 1
+    assert "it is a directory, not a serial port" in capsys.readouterr().err
+
+
+def test_port_errors_give_the_errno_text_once(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import serial
+
+    missing = tmp_path / "ttyNOPE"
+    assert main(["discover", "--port", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("No such file") + err.count("no such device") == 1 and "Errno" not in err
+    assert "is the adapter plugged in?" in err and "dialout" not in err
+
+    def denied(url, **_kwargs):  # as pyserial words it: the errno text inside its own message
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied", url)
+        except PermissionError as inner:
+            raise serial.SerialException(inner.errno, f"could not open port {url}: {inner}") from None
+
+    monkeypatch.setattr(serial, "serial_for_url", denied)
+    assert main(["discover", "--port", "/dev/null"]) == 1
+    err = capsys.readouterr().err
+    assert err.lower().count("permission denied") == 1 and "Errno" not in err
+    assert "dialout group" in err
