@@ -338,18 +338,41 @@ def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: Tex
     out = out or sys.stdout
     paths = [Path(f) for f in files]
     client = ObexClient(sock)
-    client.connect()
-    started = time.monotonic()
-    results = []
-    for path in paths:
-        bar = ProgressBar(path.name, path.stat().st_size, out, tty=tty)
-        with _DeliveredProgress(sock, bar, on_progress) as progress:
-            result = client.put_file(path, progress=progress, digest=digest)
-        results.append(result)
+    doing = "at OBEX CONNECT"
+    try:
+        client.connect()
+        started = time.monotonic()
+        results = []
+        for path in paths:
+            bar = ProgressBar(path.name, path.stat().st_size, out, tty=tty)
+            with _DeliveredProgress(sock, bar, on_progress) as progress:
+                doing = f"during {path.name}"
+                result = client.put_file(path, progress=progress, digest=digest)
+            results.append(result)
+    except (P.ObexPeerClosed, ConnectionResetError, BrokenPipeError) as exc:
+        if not _closed_by_peer(sock, exc):
+            raise
+        where = doing
+        if doing.startswith("during "):
+            where += f" ({progress.shown} of {bar.total} bytes reached it)"
+        done = f"; {len(results)} file(s) were received before" if doing != "at OBEX CONNECT" and results else ""
+        raise TransferError(f"the receiver closed the session {where}{done}: was it stopped?") from None
     seconds = time.monotonic() - started
     status = client.disconnect()
     return Summary(files=len(results), bytes=sum(r.size for r in results), seconds=seconds, line_rate=rate,
                    verified=sum(1 for r in results if r.verified), results=results, disconnect=status)
+
+
+def _closed_by_peer(sock: Any, exc: BaseException) -> bool:
+    """Did the peer end the session in order (an IrLMP/TinyTP disconnect for a user request, a TCP close)?
+    A lost link or a reset by the stack is not that: it keeps its own message."""
+    from irsock.lmp import pdu as lmp_pdu
+
+    if getattr(sock, "family", None) != C.AF_IRDA:
+        return True  # TCP: the receiver closed or reset the connection
+    impl = getattr(sock, "_impl", None)
+    reason = getattr(impl, "disconnect_reason", None)
+    return reason == lmp_pdu.DisconnectReason.USER_REQUEST and not getattr(impl, "error", None)
 
 
 def check_files(files: Iterable[str]) -> list[Path]:

@@ -543,3 +543,20 @@ def test_tls_lsp_is_full_duplex(certificate):
         client.connect(server.getsockname())
         assert exchange(client, payload, piece=1000) == payload  # many small records, interleaved with reads
     server.close()
+
+
+def test_a_link_the_peer_closed_is_not_reported_as_our_user_request(medium):
+    """The peer's IrLAP closes the link (RD as secondary): IrLAP calls the close it carried out a user request,
+    but the connections on it were cut by the peer, and the error says so."""
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Echo",))
+    server.listen(1)
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(10)
+        client.connect((b.address, "Echo"))
+        server.accept()
+        b.runtime.close()  # b's link goes down under the open connection, as when its process is stopped
+        with pytest.raises(ConnectionResetError) as info:
+            client.recv(10)
+    assert "the peer closed the link" in str(info.value) and "user request" not in str(info.value)

@@ -735,3 +735,40 @@ def test_send_on_the_builtin_emulator_says_how_to_try_a_push(tmp_path, capsys, m
     assert "no device with the OBEX hint in range" in err
     assert "each irda process has its own built-in emulator" in err and "irda demo" in err
     assert "irda emulate --pty 2" in err and "check that the receiver runs" not in err
+
+
+def test_a_receiver_that_stops_mid_transfer_is_said_to_have_closed_the_session(medium, tmp_path):
+    """The receiver ends the session (TinyTP/IrLMP disconnect for a user request) while a file is pushed."""
+    receiver = medium("inbox", hints=transfer.OBEX_HINTS)
+    sender = medium("sender")
+    (tmp_path / "inbox").mkdir()
+    server = irsock.obex.ObexServer(tmp_path / "inbox")
+    listener = transfer.obex_listener(receiver)
+    accepted = []
+
+    def serve():
+        conn, _address = listener.accept()
+        accepted.append(conn)
+        try:
+            server.serve(conn)
+        except Exception:  # noqa: BLE001 - the session is cut here on purpose
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(100_000))
+
+    def stop_receiver(sent: int) -> None:  # what irda receive does when stopped: close the session
+        if sent > 20_000 and accepted:
+            accepted.pop().close()
+
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        transfer.connect_obex(sock, transfer.choose_device(sock).address)
+        with pytest.raises(transfer.TransferError) as info:
+            transfer.push_files(sock, [big], rate=None, out=io.StringIO(), tty=False, on_progress=stop_receiver)
+    message = str(info.value)
+    assert message.startswith("the receiver closed the session during big.bin (")
+    assert "of 100000 bytes reached it): was it stopped?" in message
+    assert "user request" not in message and "closed by the peer" not in message
+

@@ -183,6 +183,7 @@ class IrLMP:
         self._replies: deque[tuple[tuple[int, int, int], bytes]] = deque()
         self._handed = 0  # PDUs ever handed to IrLAP's send() (we are its only user), see _settled
         self._hurry = False  # the idle link is to go as soon as it has drained (release_idle_link)
+        self._closing_link = False  # we asked IrLAP to close the idle link
         self.stats = LmpStats()
 
     # --- driver interface ----------------------------------------------------------------------
@@ -466,9 +467,15 @@ class IrLMP:
                 # connections asked for while our own close was under way wait for a new link
                 waiting = [c for c in self.connections.values() if c.state == ConnState.WAIT_LINK
                            and reason == lap.DisconnectReason.USER_REQUEST]
+                # IrLAP reports a close it carried out as a user request, also one the peer asked for with RD:
+                # connections still open when we did not close the idle link were closed by the peer
+                detail = reason.value
+                if reason == lap.DisconnectReason.USER_REQUEST and not self._closing_link:
+                    detail = "the peer closed the link"
+                self._closing_link = False
                 for conn in list(self.connections.values()):
                     if conn not in waiting:
-                        self._drop(conn, lmp_reason, now, notify=True, detail=reason.value)
+                        self._drop(conn, lmp_reason, now, notify=True, detail=detail)
                 self._peer = None
                 self._timers.pop("idle", None)
                 self._hurry = False
@@ -638,6 +645,7 @@ class IrLMP:
                     # the last LSAP's data and Disconnect are still on their way: the link stays up for them
                     self._timers["idle"] = now + (LINK_SWITCH_POLL if self._hurry else self.idle_timeout)
                 else:
+                    self._closing_link = True
                     self.station.disconnect(now)
             return
         if name.startswith("connect:"):

@@ -67,7 +67,7 @@ class ObexClient:
     def _receive(self, opcode: int) -> P.Packet:
         raw = P.read_packet(self.sock, max(self.mtu, P.MAX_PACKET))
         if raw is None:
-            raise ObexError("the peer closed the connection instead of answering")
+            raise P.ObexPeerClosed("the peer closed the connection instead of answering")
         try:
             return P.parse(raw, response_to=opcode)
         except ObexError:

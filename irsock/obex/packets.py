@@ -95,6 +95,10 @@ class ObexError(IrSockError):
     """A malformed packet, a protocol violation, or a peer that went away mid-operation."""
 
 
+class ObexPeerClosed(ObexError):
+    """The peer ended the connection (end of stream) where a packet was due: it closed the session."""
+
+
 class ObexResponseError(ObexError):
     """The peer answered with a failure code."""
 
@@ -256,7 +260,7 @@ def _read_exactly(sock, count: int, allow_eof: bool = False) -> bytes | None:
         if not data:
             if allow_eof and got == 0:
                 return None
-            raise ObexError(f"the peer closed the connection in the middle of a packet ({got} of {count} bytes)")
+            raise ObexPeerClosed(f"the peer closed the connection in the middle of a packet ({got} of {count} bytes)")
         chunks.append(data)
         got += len(data)
     return b"".join(chunks)
