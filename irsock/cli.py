@@ -468,7 +468,8 @@ def _transfer_errors():
     except (TransferError, ObexError) as exc:
         raise CliError(str(exc)) from None
     except TimeoutError as exc:
-        raise CliError(f"timed out: {exc}") from None
+        reason = exc.strerror or str(exc) or "no answer"  # once: str() of an OSError repeats the errno
+        raise CliError(reason if reason.startswith("timed out") else f"timed out: {reason}") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CliError(f"{exc.filename}: {reason}" if exc.filename else reason) from None

@@ -772,3 +772,15 @@ def test_a_receiver_that_stops_mid_transfer_is_said_to_have_closed_the_session(m
     assert "of 100000 bytes reached it): was it stopped?" in message
     assert "user request" not in message and "closed by the peer" not in message
 
+
+def test_a_send_that_times_out_says_so_once_without_the_errno(tmp_path):
+    import socket
+
+    payload = tmp_path / "a.txt"
+    payload.write_text("hello")
+    with socket.socket() as silent:  # accepts the connection (backlog), never answers OBEX CONNECT
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        result = run_cli(["send", str(payload), "--tcp", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "0.5"])
+    assert result.returncode == 1
+    assert "Errno" not in result.stderr and result.stderr.count("timed out") == 1, result.stderr
