@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class Rig:
             sides["b"] = {"port": "responder board", "dongle": "firmware/"}
         return {"kind": self.kind, **sides, "irsock_version": irsock.__version__,
                 "python": sys.version.split()[0], "platform": platform.platform(),
-                "started": datetime.now(UTC).isoformat(timespec="seconds")}
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def label(self) -> str:
         b = f"{self.b.dongle} {self.b.port}" if self.b else "responder board"
@@ -241,10 +241,15 @@ def _scenario_of(item: pytest.Item) -> str:
     return marker.args[0] if marker else item.name.removeprefix("test_").split("[")[0]
 
 
+_RIG_RECORD = "rig_record"  # the user_properties name of one rig-report row
+_CONFIG: list[pytest.Config] = []  # this process's config, for pytest_runtest_logreport (it gets only the report)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG[:] = [config]
     config.addinivalue_line("markers", "scenario(name): the rig-report section a test belongs to")
     config.stash[_COLLECTOR] = []  # RigRecord fields as dicts; the report module is loaded only to write
-    config.stash[_STARTED] = datetime.now(UTC).isoformat(timespec="seconds")
+    config.stash[_STARTED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -261,17 +266,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if report.when == "teardown":  # an extra row: the call's row already holds the measurements
             measurements = [(measurements[0][0], {}, {}, "")]
             message = f"teardown failed: {message}"
-        collector = item.config.stash[_COLLECTOR]
-        for scenario, params, metrics, note in measurements:
-            collector.append({"scenario": scenario, "test": item.nodeid, "outcome": report.outcome,
-                              "duration_s": round(report.duration, 3), "params": params, "metrics": metrics,
-                              "message": (message or note)[:2000]})
+        # The rows ride on the report (a new list: the report shares item.user_properties), so that under
+        # pytest-xdist they reach the controller, which writes the rig report (pytest_runtest_logreport).
+        report.user_properties = [*report.user_properties, *(
+            (_RIG_RECORD, {"scenario": scenario, "test": item.nodeid, "outcome": report.outcome,
+                           "duration_s": round(report.duration, 3), "params": params, "metrics": metrics,
+                           "message": (message or note)[:2000]})
+            for scenario, params, metrics, note in measurements)]
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the rig report's rows (on the controller when pytest-xdist runs the scenarios in workers)."""
+    rows = [value for name, value in report.user_properties if name == _RIG_RECORD]
+    if rows and _CONFIG:
+        _CONFIG[0].stash[_COLLECTOR].extend(rows)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = session.config.getoption("--rig-report")
-    if not out:
+    if not out or hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes the report
         return
     from hil_tests.report import RigRecord, RigRun, write_report
 

@@ -218,10 +218,11 @@ def test_cli_wrong_schema_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.
 
 # --- the real suite -----------------------------------------------------------------------------------------------
 def test_rig_report_from_the_emulator_rig(tmp_path: Path) -> None:
-    """pytest hil_tests --rig-report DIR end to end (the emulator rig, ~15 s)."""
+    """pytest hil_tests --rig-report DIR end to end (the emulator rig, ~10 s), with the scenarios in two xdist
+    workers: the rows reach the controller, which writes the report."""
     out = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "pytest", "hil_tests", "-q", "-k", "discovery or ping",
-                             "-p", "no:cacheprovider", "--rig-report", str(out)],
+                             "-p", "no:cacheprovider", "-n", "2", "--rig-report", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (out / "rig-report.html").is_file() and (out / "rig-report.json").is_file()

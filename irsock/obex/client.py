@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -158,7 +158,7 @@ class ObexClient:
                 while chunk := stream.read(1 << 20):
                     hasher.update(chunk)
             sha = hasher.digest()
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+        modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         offered = name or path.name
         with path.open("rb") as stream:
             return self.put_stream(offered, stream, size, mime_type=mime_type or guess_type(offered),

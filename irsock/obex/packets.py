@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from irsock.errors import IrSockError
 
@@ -282,7 +282,7 @@ def parse_time(value: object) -> float | None:
     except ValueError:
         return None
     if utc:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
     try:
         return moment.timestamp()
     except (OverflowError, OSError, ValueError):

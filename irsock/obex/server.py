@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.sax.saxutils import quoteattr
@@ -596,7 +596,7 @@ class _Session:
             entries.append((entry.name, info))
         entries.sort(key=lambda e: (not stat_module.S_ISDIR(e[1].st_mode), e[0]))
         for name, info in entries:
-            modified = datetime.fromtimestamp(info.st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+            modified = datetime.fromtimestamp(info.st_mtime, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             if stat_module.S_ISDIR(info.st_mode):
                 lines.append(f"  <folder name={quoteattr(name)} modified=\"{modified}\"/>")
             elif stat_module.S_ISREG(info.st_mode):
