@@ -53,6 +53,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rig-label", metavar="TEXT", help="name of this run in the report (default: the rig)")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """A bench rig (--rig-a, --responder) is one pair of real ports: its scenarios run one after the other,
+    whatever ``-n`` the project's addopts ask for (pytest-xdist workers would share the dongles)."""
+    if (config.getoption("--rig-a") or config.getoption("--responder")) and hasattr(config.option, "numprocesses"):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+        config.option.tx = []
+
+
 # --- the rig -------------------------------------------------------------------------------------------
 @dataclass
 class Side:
