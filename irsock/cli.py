@@ -174,6 +174,15 @@ def cmd_sim_link(args: argparse.Namespace) -> int:
 BUILTIN_DEVICES = 3
 
 
+# one medium per process (irsim media live in the process): a fixed name, so that the virtual devices'
+# addresses, derived from their nickname and the medium's name, are the same in every run
+BUILTIN_URL = "irsim://builtin"
+
+
+def _is_builtin(url: str) -> bool:
+    return url.split("?", 1)[0] == BUILTIN_URL
+
+
 def _port_settings(args: argparse.Namespace) -> tuple[str, str]:
     """The port URL and dongle: --port/--dongle, else IRDA_PORT/IRDA_DONGLE, else the built-in emulator."""
     import os
@@ -181,7 +190,7 @@ def _port_settings(args: argparse.Namespace) -> tuple[str, str]:
     url = args.port or os.environ.get("IRDA_PORT")
     dongle = args.dongle or os.environ.get("IRDA_DONGLE") or "plain"
     if not url:
-        url = f"irsim://builtin-{os.getpid()}?devices={BUILTIN_DEVICES}"
+        url = f"{BUILTIN_URL}?devices={BUILTIN_DEVICES}"
         print(
             f"irda: no --port and no IRDA_PORT: using the built-in emulator with {BUILTIN_DEVICES} virtual devices "
             f"({url}); give --port /dev/ttyUSB0 (and --dongle) for a real dongle",
@@ -215,8 +224,12 @@ def _stop_builtin_devices(url: str) -> None:
     """The virtual devices the built-in emulator placed on the medium of ``url`` go with it."""
     from irlap.emulator.virtual import stop_devices
 
-    if url.startswith("irsim://builtin-"):
-        stop_devices(url.split("://", 1)[1].split("?", 1)[0])
+    if _is_builtin(url):
+        from irlap.emulator.medium import drop_medium
+
+        name = url.split("://", 1)[1].split("?", 1)[0]
+        stop_devices(name)
+        drop_medium(name)  # the next run in this process makes it anew, with its devices
 
 
 def _device_dict(device) -> dict:
@@ -484,7 +497,7 @@ def _receiver_hint(iface) -> str:
     """What to check when no OBEX device answered: on the built-in emulator, how to try a push instead."""
     from irsock.transfer import RECEIVER_HINT
 
-    return BUILTIN_RECEIVER_HINT if iface.port.startswith("irsim://builtin-") else RECEIVER_HINT
+    return BUILTIN_RECEIVER_HINT if _is_builtin(iface.port) else RECEIVER_HINT
 
 
 def cmd_send(args: argparse.Namespace) -> int:

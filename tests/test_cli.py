@@ -241,3 +241,17 @@ def test_port_errors_give_the_errno_text_once(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.lower().count("permission denied") == 1 and "Errno" not in err
     assert "dialout group" in err
+
+
+def test_the_builtin_emulators_devices_keep_their_address_from_run_to_run(capsys, monkeypatch):
+    from irlap.emulator.virtual import device_address
+
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    listings = []
+    for _run in range(2):
+        assert main(["discover", "--timeout", "1", "--json"]) == 0
+        listings.append(sorted((d["address_hex"], d["nickname"]) for d in json.loads(capsys.readouterr().out)))
+    assert listings[0] == listings[1]
+    assert ("0xf8c1a79d", "virtual-1") in listings[0]  # the address docs/runtime.md shows
+    assert device_address("builtin", "virtual-1") == 0xF8C1A79D
+    assert device_address("other", "virtual-1") != 0xF8C1A79D

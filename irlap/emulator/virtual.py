@@ -7,6 +7,7 @@ on a medium with ``devices=N`` therefore already has somebody to talk to.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import random
 import threading
@@ -43,13 +44,21 @@ def spawn_devices(medium: str, count: int, *, prefix: str = "virtual", seed: int
     started = []
     for index in range(count):
         device_rng = random.Random(rng.getrandbits(64))
-        runtime = LinkRuntime(f"irsim://{medium}", dongle="plain", nickname=f"{prefix}-{index + 1}",
-                              hints=hints, rng=device_rng, stack=factory)
+        nickname = f"{prefix}-{index + 1}"
+        runtime = LinkRuntime(f"irsim://{medium}", dongle="plain", nickname=nickname, hints=hints, rng=device_rng,
+                              stack=factory, address=device_address(medium, nickname, seed))
         runtime.start()
         started.append(runtime)
     with _LOCK:
         _DEVICES.setdefault(medium, []).extend(started)
     return started
+
+
+def device_address(medium: str, nickname: str, seed: int = 0) -> int:
+    """The address of the virtual device ``nickname`` on ``medium``: derived from both (and a non-zero seed),
+    so it is the same in every run and the examples in the docs can name it."""
+    key = f"{medium}/{nickname}" + (f"/{seed}" if seed else "")
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % 0xFFFFFFFE + 1
 
 
 def devices_on(medium: str) -> list[LinkRuntime]:
