@@ -324,6 +324,27 @@ def _resolve_device(runtime, text: str) -> int:
     raise CliError(f"{text!r} is neither a device address (0x1234abcd) nor a nickname in range (5 discovery rounds)")
 
 
+def _never_discovered(runtime, address: int, error: str) -> bool:
+    """The link to ``address`` could not be made and discovery has not seen it (one round asks again)."""
+    from irlap.errors import IrLAPError
+    from irlap.station import DisconnectReason
+
+    if error != DisconnectReason.CONNECT_FAILED.value and runtime.call(
+            lambda stack, now: runtime.station.connected and runtime.station.peer == address):
+        return False  # the link came up: the device is there, the failure is another
+
+    def logged() -> bool:
+        return runtime.call(lambda stack, now: any(d.address == address for d in runtime.station.discovery_log(now)))
+
+    if logged():
+        return False
+    try:
+        event = _discover_round(runtime, 6, timeout=3.0)
+    except IrLAPError:  # still trying to connect: the log is what we know
+        return True
+    return not logged() and not any(d.address == address for d in (event.devices if event else ()))
+
+
 def cmd_ias(args: argparse.Namespace) -> int:
     from irsock.lmp import pdu as P
     from irsock.lmp.stack import IasResult, LmpError
@@ -339,6 +360,9 @@ def cmd_ias(args: argparse.Namespace) -> int:
         result = runtime.wait_for((IasResult,), args.timeout + 5)
         if not isinstance(result, IasResult):
             raise CliError(getattr(result, "message", None) or f"no IAS answer from 0x{address:08x}")
+        if result.status is None and _never_discovered(runtime, address, result.error):
+            raise CliError(f"0x{address:08x} was not seen by discovery: is it in range? "
+                           "irda discover lists the devices")
         kinds = {P.VALUE_INTEGER: "integer", P.VALUE_OCTETS: "octets", P.VALUE_STRING: "string",
                  P.VALUE_MISSING: "missing"}
         values = []

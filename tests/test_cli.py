@@ -243,6 +243,14 @@ def test_port_errors_give_the_errno_text_once(tmp_path, capsys, monkeypatch):
     assert "dialout group" in err
 
 
+def test_ias_to_an_address_discovery_never_saw_says_so(capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    assert main(["ias", "0x12345678", "Device", "DeviceName", "--timeout", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "irda: 0x12345678 was not seen by discovery: is it in range? irda discover lists the devices" in err
+    assert "no answer to the connection request" not in err
+
+
 def test_the_builtin_emulators_devices_keep_their_address_from_run_to_run(capsys, monkeypatch):
     from irlap.emulator.virtual import device_address
 
