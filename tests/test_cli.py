@@ -255,11 +255,12 @@ def test_the_builtin_emulators_devices_keep_their_address_from_run_to_run(capsys
     from irlap.emulator.virtual import device_address
 
     monkeypatch.delenv("IRDA_PORT", raising=False)
-    listings = []
-    for _run in range(2):
-        assert main(["discover", "--timeout", "1", "--json"]) == 0
-        listings.append(sorted((d["address_hex"], d["nickname"]) for d in json.loads(capsys.readouterr().out)))
-    assert listings[0] == listings[1]
-    assert ("0xf8c1a79d", "virtual-1") in listings[0]  # the address docs/runtime.md shows
+    seen = set()
+    for _run in range(2):  # every device found has the address its nickname and the medium give, in every run
+        assert main(["discover", "--timeout", "2", "--json"]) == 0
+        devices = json.loads(capsys.readouterr().out)
+        assert devices and all(d["address"] == device_address("builtin", d["nickname"]) for d in devices)
+        seen.update((d["address_hex"], d["nickname"]) for d in devices)
+    assert ("0xf8c1a79d", "virtual-1") in seen  # the address docs/runtime.md shows
     assert device_address("builtin", "virtual-1") == 0xF8C1A79D
     assert device_address("other", "virtual-1") != 0xF8C1A79D
