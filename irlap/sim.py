@@ -481,8 +481,7 @@ def run_discovery(devices: int, *, slots: int = 6, seed: int = 0, max_rounds: in
     def on_event(node: Node, event: Event) -> None:
         if isinstance(event, Discovered):
             for device in event.devices:
-                found[device.address] = {"address": f"0x{device.address:08x}", "nickname": device.nickname,
-                                         "hints": device.hints.hex()}
+                found[device.address] = device.as_dict()  # the form irda discover --json prints
             rounds.append(sim.now - event.started)
             state["ended"] = True
 

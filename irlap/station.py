@@ -118,6 +118,18 @@ class DiscoveredDevice:
     def hints(self) -> bytes:
         return self.info.hints if self.info else b""
 
+    def as_dict(self) -> dict:
+        """The JSON form ``irda discover`` and ``irda sim discover`` print: ``address`` an integer,
+        ``address_hex``, ``nickname``, ``hints`` in words, ``hint_bytes`` in hex, ``charset``."""
+        return {
+            "address": self.address,
+            "address_hex": f"0x{self.address:08x}",
+            "nickname": self.nickname,
+            "hints": self.info.hint_words if self.info else [],
+            "hint_bytes": self.hints.hex(),
+            "charset": self.info.charset if self.info else None,
+        }
+
 
 @dataclass(frozen=True)
 class Discovered:

@@ -122,7 +122,8 @@ def cmd_sim_discover(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return EXIT_OK
     for device in report.devices:
-        print(f"{device['address']}  {device['nickname']:<22} hints {device['hints']}")
+        hints = ", ".join(device["hints"]) or "none"
+        print(f"{device['address_hex']}  {device['nickname']:<22} {hints} (hints {device['hint_bytes']})")
     per_round = sum(report.round_seconds) / len(report.round_seconds) if report.round_seconds else 0.0
     print(
         f"{len(report.devices)} of {args.devices} devices found in {report.rounds} round(s) of {args.slots} slots, "
@@ -233,15 +234,7 @@ def _stop_builtin_devices(url: str) -> None:
 
 
 def _device_dict(device) -> dict:
-    info = device.info
-    return {
-        "address": device.address,
-        "address_hex": f"0x{device.address:08x}",
-        "nickname": device.nickname,
-        "hints": info.hint_words if info else [],
-        "hint_bytes": device.hints.hex(),
-        "charset": info.charset if info else None,
-    }
+    return device.as_dict()
 
 
 def _discover_round(runtime, slots: int, timeout: float):
@@ -283,7 +276,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         if not args.watch:
             devices = sorted(seen.values(), key=lambda d: d.address)
             if args.json:
-                print(json.dumps([_device_dict(d) for d in devices]))
+                print(json.dumps({"devices": [_device_dict(d) for d in devices], "rounds": rounds}))
             elif devices:
                 _print_devices(devices, False)
             elif answered:
@@ -407,7 +400,12 @@ def cmd_ping(args: argparse.Namespace) -> int:
     try:
         address = _resolve_device(runtime, args.address)
         wait = args.wait + 2 * _air_time(args.size, runtime.call(lambda _stack, _now: runtime.station.baud))
-        received, rtts = 0, []
+        received, rtts, replies = 0, [], []
+
+        def say(text: str) -> None:
+            if not args.json:
+                print(text, flush=True)
+
         for sequence in range(args.count):
             payload = struct.pack(">Id", sequence, time.monotonic()).ljust(args.size, b"\xa5")
             sent_at = time.monotonic()
@@ -422,23 +420,32 @@ def cmd_ping(args: argparse.Namespace) -> int:
                     reply = event
                     break
             if reply is None:
-                print(f"no answer from 0x{address:08x}: seq={sequence}", flush=True)
+                replies.append({"seq": sequence, "answered": False})
+                say(f"no answer from 0x{address:08x}: seq={sequence}")
             else:
                 # from the moment the TEST left (it waits while the medium is busy) to the answer
                 left_at = runtime.call(lambda _stack, now: runtime.station.test_sent_at)
                 rtt = (reply.time - left_at) * 1000
                 rtts.append(rtt)
                 received += 1
+                replies.append({"seq": sequence, "answered": True, "bytes": len(reply.data),
+                                "rtt_ms": round(rtt, 3), "intact": reply.data == payload})
                 intact = "" if reply.data == payload else " (CORRUPTED echo)"
-                print(f"{len(reply.data)} bytes from 0x{address:08x}: seq={sequence} time={rtt:.1f} ms{intact}",
-                      flush=True)
+                say(f"{len(reply.data)} bytes from 0x{address:08x}: seq={sequence} time={rtt:.1f} ms{intact}")
             if sequence + 1 < args.count:
                 time.sleep(max(0.0, args.interval - (time.monotonic() - sent_at)))
         loss = 100 * (args.count - received) / args.count if args.count else 0
         summary = f"{args.count} sent, {received} received, {loss:.0f}% loss"
         if rtts:
             summary += f"; rtt min/avg/max {min(rtts):.1f}/{sum(rtts) / len(rtts):.1f}/{max(rtts):.1f} ms"
-        print(summary)
+        if args.json:
+            print(json.dumps({"address": address, "address_hex": f"0x{address:08x}", "size": args.size,
+                              "sent": args.count, "received": received, "loss_percent": round(loss, 1),
+                              "rtt_ms": {"min": round(min(rtts), 3), "avg": round(sum(rtts) / len(rtts), 3),
+                                         "max": round(max(rtts), 3)} if rtts else None,
+                              "replies": replies}))
+        else:
+            print(summary)
         return EXIT_OK if received else EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_OK
@@ -476,7 +483,11 @@ def cmd_trace_capture(args: argparse.Namespace) -> int:
         if runtime is not None:
             _stop_runtime(runtime)
         writer.close()
-    print(f"{writer.records} records written to {out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"output": str(out), "records": writer.records,
+                          "port": runtime.url if runtime is not None else None}))
+    else:
+        print(f"{writer.records} records written to {out}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -640,7 +651,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from irsock.demo import run_demo
 
     with _transfer_errors():
-        report = run_demo(size=args.size, pcap=Path(args.pcap) if args.pcap else None)
+        report = run_demo(size=args.size, pcap=Path(args.pcap) if args.pcap else None,
+                          out=sys.stderr if args.json else None)
+    if args.json:
+        print(json.dumps({**report.summary.as_dict(), "received_name": report.received_name,
+                          "intact": report.intact, "pcap": str(report.pcap) if report.pcap else None}))
     return EXIT_OK if report.intact else EXIT_ERROR
 
 
@@ -735,7 +750,7 @@ def cmd_dongles(args: argparse.Namespace) -> int:
         rows.append({"name": name, "description": cls.description, "speeds": list(cls.speeds),
                      "min_turnaround_us": cls.min_turnaround_us, "echoes": cls.echoes})
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps({"dongles": rows}))
         return EXIT_OK
     for row in rows:
         if "error" in row:
@@ -780,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
         "frame kind, addresses, sequence numbers, discovery and QoS details.",
     )
     show.add_argument("file", metavar="FILE.pcap")
-    show.add_argument("--json", action="store_true", help="one JSON object per frame")
+    show.add_argument("--json", action="store_true", help="print JSON lines: one object per frame")
     show.set_defaults(func=cmd_trace_show)
 
     emulate = commands.add_parser(
@@ -794,11 +809,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--nickname", default="virtual", help="name prefix of the virtual devices")
     emulate.add_argument("--medium", help="medium name (default: one per process)")
     emulate.add_argument("--seed", type=int, default=0)
-    emulate.add_argument("--json", action="store_true", help="print ports and devices as one JSON object")
+    emulate.add_argument("--json", action="store_true", help="print ports and devices as one JSON object at the start")
     emulate.set_defaults(func=cmd_emulate)
 
     dongles = commands.add_parser("dongles", help="list the dongle drivers and their speeds")
-    dongles.add_argument("--json", action="store_true")
+    dongles.add_argument("--json", action="store_true", help="print one JSON object: {dongles: [...]}")
     dongles.set_defaults(func=cmd_dongles)
 
     def port_options(command: argparse.ArgumentParser) -> None:
@@ -813,7 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
     discover_cmd.add_argument("--watch", action="store_true", help="keep discovering, print devices as they appear")
     discover_cmd.add_argument("--hint", action="append", default=[], metavar="WORD",
                               help="only devices announcing this service hint (OBEX, IrCOMM, Printer...); repeatable")
-    discover_cmd.add_argument("--json", action="store_true")
+    discover_cmd.add_argument("--json", action="store_true",
+                              help="print one JSON object at the end: {devices: [...], rounds}; with --watch, "
+                                   "JSON lines: one object per device as it appears")
     discover_cmd.set_defaults(func=cmd_discover)
 
     send = commands.add_parser(
@@ -828,7 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--tcp", metavar="HOST[:PORT]", help="push over TCP instead (default port 650)")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds any one step may take (default 30)")
     send.add_argument("--no-digest", action="store_true", help="do not send the SHA-256 integrity header")
-    send.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
+    send.add_argument("--json", action="store_true",
+                      help="print the summary as one JSON object at the end (progress goes to stderr)")
     send.set_defaults(func=cmd_send)
 
     receive = commands.add_parser(
@@ -849,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--allow-delete", action="store_true", help="let peers delete files and empty folders")
     receive.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
                          help="close a session whose peer sends nothing for this long (default 60)")
-    receive.add_argument("--json", action="store_true", help="one JSON object per received file")
+    receive.add_argument("--json", action="store_true", help="print JSON lines: one object per received file")
     receive.set_defaults(func=cmd_receive)
 
     bench = commands.add_parser(
@@ -864,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--bytes", type=_byte_count, default=100_000, help="bytes to push (default 100k)")
     bench.add_argument("--max-baud", type=int, default=115200, choices=(9600, 19200, 38400, 57600, 115200))
     bench.add_argument("--pings", type=int, default=5, help="TEST frames (default 5)")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--json", action="store_true", help="print the report as one JSON object at the end")
     bench.set_defaults(func=cmd_bench)
 
     demo = commands.add_parser(
@@ -873,6 +891,8 @@ def build_parser() -> argparse.ArgumentParser:
         "an OBEX push with the progress display, verification by SHA-256 and a summary. No hardware needed.")
     demo.add_argument("--pcap", metavar="FILE", help="write the sender's frames to a pcap file for Wireshark")
     demo.add_argument("--size", type=_byte_count, default=32 * 1024, help="bytes to push (default 32k)")
+    demo.add_argument("--json", action="store_true",
+                      help="print the result as one JSON object at the end (the narration goes to stderr)")
     demo.set_defaults(func=cmd_demo)
 
     ias = commands.add_parser("ias", help="ask a device's IAS directory for an attribute")
@@ -881,13 +901,15 @@ def build_parser() -> argparse.ArgumentParser:
     ias.add_argument("class_name", metavar="CLASS", help='e.g. "Device", "OBEX", "IrDA:IrCOMM"')
     ias.add_argument("attribute", metavar="ATTRIBUTE", help='e.g. "DeviceName", "IrDA:TinyTP:LsapSel"')
     ias.add_argument("--timeout", type=float, default=10.0)
-    ias.add_argument("--json", action="store_true")
+    ias.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     ias.set_defaults(func=cmd_ias)
 
     ping = commands.add_parser("ping", help="TEST frames to a device: round-trip times and loss")
     port_options(ping)
     ping.add_argument("address", metavar="ADDRESS", help="device address (0x1234abcd) or nickname")
     ping.add_argument("--count", type=_positive_int, default=4)
+    ping.add_argument("--json", action="store_true",
+                      help="print one JSON object at the end: the summary and each reply")
     ping.add_argument("--size", type=int, default=32, help="bytes per TEST frame (12-2000)")
     ping.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     ping.add_argument("--wait", type=float, default=2.0,
@@ -900,6 +922,8 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("-o", "--output", required=True, metavar="OUT.pcap")
     capture.add_argument("--duration", type=float, help="seconds to capture (default: until Ctrl-C)")
     capture.add_argument("--discover", action="store_true", help="run discovery every 3 s while capturing")
+    capture.add_argument("--json", action="store_true",
+                         help="print one JSON object at the end: the output file, the records written, the port")
     capture.set_defaults(func=cmd_trace_capture)
 
     sim = commands.add_parser("sim", help="run IrLAP on the simulated medium (virtual clock)")
@@ -913,7 +937,9 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--seed", type=int, default=0)
     discover.add_argument("--ber", type=_probability, default=0.0, help="bit error rate")
     discover.add_argument("--max-rounds", type=_positive_int, default=20)
-    discover.add_argument("--json", action="store_true")
+    discover.add_argument("--json", action="store_true",
+                          help="print one JSON object at the end: {devices: [...]} as irda discover prints them, "
+                               "rounds, timings")
     discover.set_defaults(func=cmd_sim_discover)
 
     link = sim_cmds.add_parser(

@@ -258,9 +258,65 @@ def test_the_builtin_emulators_devices_keep_their_address_from_run_to_run(capsys
     seen = set()
     for _run in range(2):  # every device found has the address its nickname and the medium give, in every run
         assert main(["discover", "--timeout", "2", "--json"]) == 0
-        devices = json.loads(capsys.readouterr().out)
+        devices = json.loads(capsys.readouterr().out)["devices"]
         assert devices and all(d["address"] == device_address("builtin", d["nickname"]) for d in devices)
         seen.update((d["address_hex"], d["nickname"]) for d in devices)
     assert ("0xf8c1a79d", "virtual-1") in seen  # the address docs/runtime.md shows
     assert device_address("builtin", "virtual-1") == 0xF8C1A79D
     assert device_address("other", "virtual-1") != 0xF8C1A79D
+
+
+def _json_options() -> list[tuple[str, str]]:
+    """(command, help of its --json) for every command that has --json."""
+    import argparse
+
+    from irsock.cli import build_parser
+
+    found = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}".strip())
+            elif "--json" in action.option_strings:
+                found.append((name, action.help or ""))
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_every_json_option_says_whether_it_prints_one_object_or_json_lines():
+    helps = dict(_json_options())
+    assert {"ping", "demo", "trace capture", "discover", "sim discover", "dongles"} <= set(helps)
+    for command, text in helps.items():
+        assert ("one JSON object" in text) != ("JSON lines" in text.replace("with --watch, JSON lines", "")), (command, text)
+    assert "JSON lines" in helps["trace show"] and "JSON lines" in helps["receive"]
+
+
+def test_ping_demo_and_capture_print_one_json_object(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    assert main(["ping", "virtual-1", "--count", "2", "--interval", "0.1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["address_hex"] == "0xf8c1a79d" and data["sent"] == 2 and data["received"] == 2
+    assert [r["seq"] for r in data["replies"]] == [0, 1] and data["rtt_ms"]["min"] > 0
+    assert main(["demo", "--size", "2000", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["intact"] and data["bytes"] == 2000 and data["received_name"] == "irsock-demo.bin"
+    out = tmp_path / "c.pcap"
+    assert main(["trace", "capture", "-o", str(out), "--duration", "0.5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["output"] == str(out) and data["records"] >= 0
+
+
+def test_sim_discover_and_discover_print_devices_alike(capsys, monkeypatch):
+    monkeypatch.delenv("IRDA_PORT", raising=False)
+    assert main(["sim", "discover", "--devices", "2", "--json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)["devices"]
+    assert main(["discover", "--timeout", "2", "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)["devices"]
+    assert simulated and real
+    keys = {"address", "address_hex", "nickname", "hints", "hint_bytes", "charset"}
+    for device in simulated + real:
+        assert set(device) == keys and isinstance(device["address"], int)
+        assert device["address_hex"] == f"0x{device['address']:08x}" and isinstance(device["hints"], list)

@@ -184,7 +184,7 @@ def test_discover_uses_the_builtin_emulator_and_says_so():
     result = cli("discover", "--timeout", "2", "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert "built-in emulator" in result.stderr
-    devices = json.loads(result.stdout)
+    devices = json.loads(result.stdout)["devices"]
     assert {d["nickname"] for d in devices} <= {"virtual-1", "virtual-2", "virtual-3"} and devices
     assert all(isinstance(d["address"], int) and d["hints"] == ["Computer", "IrCOMM"] and d["charset"] == 0
                for d in devices)
@@ -212,7 +212,7 @@ def test_emulate_pty_used_by_another_process():
         for _ in range(3):
             result = cli("discover", "--port", port_a, "--timeout", "1.5", "--json")
             assert result.returncode == 0, result.stderr
-            found |= {d["nickname"] for d in json.loads(result.stdout)}
+            found |= {d["nickname"] for d in json.loads(result.stdout)["devices"]}
             if len(found) == 2:
                 break
         assert found == {"virtual-1", "virtual-2"}
