@@ -186,15 +186,9 @@ class Interface:
                 if conn.owner != "ttp":  # TinyTP's own close sends its queued data first
                     stack.lmp.disconnect(local, remote, now)
 
-        def backlog(stack, now) -> int | None:
-            """Bytes still to deliver, or None once everything is through (or the link is gone)."""
-            open_conns = [c for c in stack.connections.values() if not c.ended]
-            link_frames, link_bytes = stack.lmp.station.backlog
-            if not stack.lmp.link_up or not (open_conns or stack.lmp.connections or link_frames):
-                return None
-            queued = sum(len(p) for c in open_conns for p, _m in c.tx_segments)
-            lmp_queued = sum(len(pdu) for c in stack.lmp.connections.values() for pdu in c.queue)
-            return queued + lmp_queued + link_bytes + len(open_conns) + len(stack.lmp.connections)
+        def backlog(stack, now) -> int:
+            """Work still to deliver (0 once everything is through, or when the link is gone)."""
+            return stack.outstanding() if stack.lmp.link_up else 0
 
         try:
             self.runtime.call(close_all, 1.0)
@@ -203,7 +197,7 @@ class Interface:
             while True:
                 left = self.runtime.call(backlog, 1.0)
                 now = time.monotonic()
-                if left is None or now - last_progress > stall or now - start > limit:
+                if not left or now - last_progress > stall or now - start > limit:
                     return
                 if least is None or left < least:
                     least, last_progress = left, now

@@ -685,9 +685,9 @@ class IrdaSocketImpl:
     def _delivered(self, conn) -> bool:
         """Everything we sent on ``conn``, its Disconnect included, has been acknowledged by the link."""
         def check(stack, now) -> bool:
-            if self.raw:
-                return conn not in stack.lmp.connections and not stack.lmp.station.backlog[0]
-            return stack.closed(conn) and conn not in stack.lmp.connections and not stack.lmp.station.backlog[0]
+            # a closing connection keeps its Disconnect in IrLMP's queue until IrLAP has it: an empty backlog
+            # (this connection's queue and the link's unacknowledged frames) means all of it was delivered
+            return (self.raw or stack.closed(conn)) and not stack.lmp.backlog(*conn)[0]
 
         try:
             return self._call(check)

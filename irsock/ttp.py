@@ -194,6 +194,12 @@ class TinyTP:
         pdus, data = self.lmp.backlog(*conn_id)
         return queued + max(0, data - pdus)
 
+    def outstanding(self) -> int:
+        """Work left before everything we were given is through the link: bytes waiting here for credit plus
+        one per connection not yet ended, plus :meth:`IrLMP.outstanding`. 0 once all is delivered."""
+        live = [conn for conn in self.connections.values() if not conn.ended]
+        return sum(len(p) for conn in live for p, _m in conn.tx_segments) + len(live) + self.lmp.outstanding()
+
     def readable(self, conn_id: ConnId) -> int:
         conn = self._conn(conn_id)
         return sum(len(unit[0]) for unit in conn.rx_units)

@@ -68,3 +68,24 @@ def test_zero_linger_close_is_an_abort(endpoints):
     server.close()
     assert not reader.is_alive()
     assert isinstance(result.get("error"), ConnectionResetError)
+
+
+def test_closing_the_interface_right_after_sendall_loses_nothing(medium):
+    """Leaving ``with irsock.attach(...)`` right after sendall: the interface waits for the backlog."""
+    import irsock
+
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Sink",))
+    server.listen()
+    payload = os.urandom(300_000)
+    result: dict = {}
+    reader = threading.Thread(target=read_until_eof, args=(server, result))
+    reader.start()
+    client = a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    client.connect((b.address, "Sink"))
+    client.sendall(payload)
+    a.close()  # no client.close(): the interface closes the connection the way the socket would
+    reader.join(60)
+    server.close()
+    assert result.get("data") == payload, result.get("error")

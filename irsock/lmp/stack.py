@@ -327,6 +327,14 @@ class IrLMP:
         count = len(pdus) + link_frames
         return count, max(0, sum(len(pdu) for pdu in pdus) + link_bytes - 2 * count)
 
+    def outstanding(self) -> int:
+        """Work left before the link is idle: bytes of the PDUs queued here (replies included) and of the
+        frames IrLAP has not had acknowledged, plus one per LSAP connection (its Disconnect is yet to go).
+        0 once everything handed to IrLMP is through; it shrinks as the link moves."""
+        _frames, link_bytes = self.station.backlog
+        queued = sum(len(pdu) for conn in self.connections.values() for pdu in conn.queue)
+        return queued + sum(len(pdu) for _key, pdu in self._replies) + link_bytes + len(self.connections)
+
     def disconnect(self, local: int, remote: int, now: float, *,
                    reason: P.DisconnectReason = P.DisconnectReason.USER_REQUEST, user_data: bytes = b"",
                    after_queued: bool = True) -> None:
