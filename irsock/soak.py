@@ -289,8 +289,8 @@ def run_soak(seconds: float = 180.0, *, seed: int = 0, baud: int | None = None, 
             return
         if transfer.b_end == P.DisconnectReason.USER_REQUEST:
             if got != sent:
-                prefix = len(got) if sent.startswith(got) else next(i for i, (x, y) in enumerate(zip(got, sent, strict=False))
-                                                                    if x != y) if got and sent else 0
+                differ = (i for i, (x, y) in enumerate(zip(got, sent, strict=False)) if x != y)
+                prefix = len(got) if sent.startswith(got) else next(differ, 0) if got and sent else 0
                 fail(f"#{transfer.index}: orderly close but {len(got)} of {len(sent)} bytes read "
                      f"({'a prefix: the tail was lost' if sent.startswith(got) else f'differs at byte {prefix}'})")
         else:
