@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import irsock
-from irsock import transfer
-from irsock.bench import bench_link, emulator_ports
+from irsock.apps import transfer
+from irsock.apps.bench import bench_link, emulator_ports
 
 
 def tcp_push(nbytes: int) -> dict:

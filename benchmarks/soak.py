@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from irsock.soak import run_soak
+from irsock.sim.soak import run_soak
 
 SUMMED = ("sim_seconds", "connections", "completed", "broken", "bytes_sent", "bytes_delivered", "bytes_completed",
           "retransmissions", "resets", "lap_disconnects", "outages", "long_outages", "duplicated", "reordered",

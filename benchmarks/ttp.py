@@ -10,7 +10,7 @@ import json
 import time
 
 from irlap.sim import Faults
-from irsock.scenarios import run_ttp_transfer
+from irsock.sim.scenarios import run_ttp_transfer
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import irsock
-from irsock import bench
-from irsock.transfer import Inbox, connect_obex, line_rate, obex_listener, push_files
+from irsock.apps import bench
+from irsock.apps.transfer import Inbox, connect_obex, line_rate, obex_listener, push_files
 
 
 @dataclass

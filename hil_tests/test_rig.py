@@ -16,7 +16,7 @@ import pytest
 
 import irsock
 from hil_tests.procedures import push_file
-from irsock import bench as figures
+from irsock.apps import bench as figures
 
 
 # --- discovery and IAS --------------------------------------------------------------------------------------

@@ -486,6 +486,11 @@ class Station:
         self._pending_ndm.append(("ui", bytes(data)))
         self._run_pending(now)
 
+    def set_hints(self, hints: int) -> None:
+        """Announce ``hints`` (first byte << 8 | second byte, or one byte) in discoveries from now on."""
+        nickname = self.info.nickname if self.info else ""
+        self.info = F.DiscoveryInfo.make(nickname, hints=hints | 0x8000 if hints > 0xFF else hints)
+
     def send_test(self, dest: int, data: bytes, now: float) -> None:
         """A TEST command; the echo comes back as :class:`TestResult`."""
         if self.connected:

@@ -19,11 +19,27 @@ def _register_virtual_devices() -> None:
 
 _register_virtual_devices()
 
-from irsock.constants import *  # noqa: E402,F403 - AF_IRDA, SOL_IRLMP, IRLMP_* as in af_irda.h
-from irsock.constants import AF_INET, AF_INET6, AF_IRDA, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_IRLMP  # noqa: E402
-from irsock.interface import Interface, attach, default_interface, interfaces  # noqa: E402
-from irsock.providers import enum_protocols, install_layered, remove_layered  # noqa: E402
-from irsock.socket import IasQuery, IasSet, IrdaDevice, socket  # noqa: E402
+from irsock.net import (  # noqa: E402
+    AF_INET,
+    AF_INET6,
+    AF_IRDA,
+    SOCK_DGRAM,
+    SOCK_SEQPACKET,
+    SOCK_STREAM,
+    SOL_IRLMP,
+    IasQuery,
+    IasSet,
+    Interface,
+    IrdaDevice,
+    attach,
+    default_interface,
+    enum_protocols,
+    install_layered,
+    interfaces,
+    remove_layered,
+    socket,
+)
+from irsock.net.constants import *  # noqa: E402,F403 - AF_IRDA, SOL_IRLMP, IRLMP_* as in af_irda.h
 
 __all__ = [
     "AF_INET", "AF_INET6", "AF_IRDA", "SOCK_DGRAM", "SOCK_SEQPACKET", "SOCK_STREAM", "SOL_IRLMP",

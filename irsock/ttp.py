@@ -182,9 +182,11 @@ class TinyTP:
         self._pump(conn, now)
 
     def pending(self, conn_id: ConnId) -> int:
-        """Bytes queued for sending (waiting for credit or for the link)."""
-        conn = self._conn(conn_id)
-        return sum(len(p) for p, _m in conn.tx_segments)
+        """Bytes queued for sending (waiting for credit or for the link); 0 for a connection that is gone.
+
+        Sockets read it from their own thread, without the engine's lock, as an estimate of their room."""
+        conn = self.connections.get(conn_id)
+        return sum(len(p) for p, _m in list(conn.tx_segments)) if conn is not None else 0
 
     def unsent(self, conn_id: ConnId) -> int:
         """Bytes sent on this connection that the peer has not acknowledged: queued here (waiting for credit)

@@ -23,7 +23,7 @@ from irsock.lmp.stack import (
     LmpDisconnected,
     LmpError,
 )
-from irsock.scenarios import run_ttp_transfer
+from irsock.sim.scenarios import run_ttp_transfer
 from irsock.ttp import TinyTP, TtpConnected, TtpDisconnected
 
 h = bytes.fromhex

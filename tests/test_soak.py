@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from irlap import frames as F
 from irlap.sim import Faults, Simulator
 from irlap.station import Transmit
-from irsock import soak
 from irsock.lmp import pdu as P
+from irsock.sim import soak
 from irsock.ttp import TinyTP
 
 

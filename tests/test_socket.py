@@ -14,8 +14,8 @@ import pytest
 
 import irsock
 from irlap.station import LOG_EXPIRY
-from irsock import providers
-from irsock.interface import IrSockNetDown
+from irsock.net import providers
+from irsock.net.errors import IrSockNetDown
 
 
 def echo_server(listener, count=1):
@@ -312,7 +312,7 @@ def test_peer_gone_mid_connection(medium):
 
 def test_no_interface_is_enetdown(monkeypatch):
     monkeypatch.delenv("IRDA_PORT", raising=False)
-    monkeypatch.setattr(irsock.interface, "_interfaces", [])  # as if nothing were attached
+    monkeypatch.setattr(irsock.net.interface, "_interfaces", [])  # as if nothing were attached
     with pytest.raises(IrSockNetDown) as info:
         irsock.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
     assert info.value.errno == errno.ENETDOWN and "irsock.attach" in str(info.value)
@@ -409,17 +409,18 @@ def test_discovery_runs_while_the_link_is_only_kept_for_its_idle_time(fresh):
 def test_auto_connect_reports_a_failed_lookup_instead_of_counting_it_as_no_service(fresh, monkeypatch):
     """Only IAS's own "no such class/attribute" means a device does not offer the service; a lookup that
     fails otherwise (no answer, link trouble) leaves the question open, and is reported."""
-    from irsock.socket import IrdaSocketImpl, timed_out
+    from irsock.net.errors import timed_out
+    from irsock.net.irda import resolve as lookup
 
     iface, [first, second] = fresh(2)
-    resolve = IrdaSocketImpl.resolve
+    resolve = lookup.resolve
 
-    def flaky(self, device, service):
+    def flaky(sock, device, service):
         if device == second:
             raise timed_out(f"0x{device:08x} did not answer")
-        return resolve(self, device, service)
+        return resolve(sock, device, service)
 
-    monkeypatch.setattr(IrdaSocketImpl, "resolve", flaky)
+    monkeypatch.setattr(lookup, "resolve", flaky)
     with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
         s.settimeout(20)
         with pytest.raises(OSError) as info:
@@ -460,7 +461,7 @@ def test_catalog_lists_base_and_layered_providers():
     assert tls_irda.chain == ("TLS", "IrDA") and tls_irda.layered
     seqpacket = next(e for e in entries if e.name == "IrDA TinyTP SAR")
     assert seqpacket.service_flags & providers.XP1_MESSAGE_ORIENTED and seqpacket.max_message_size == 0xFFFFFFFF
-    assert all(e.family in irsock.constants.AF_IRDA_ALIASES for e in irsock.enum_protocols(irsock.AF_IRDA))
+    assert all(e.family in irsock.net.constants.AF_IRDA_ALIASES for e in irsock.enum_protocols(irsock.AF_IRDA))
 
 
 def test_trace_lsp_logs_calls_and_bytes(medium, caplog):

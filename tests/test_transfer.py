@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import irsock
-from irsock import transfer
+from irsock.apps import transfer
 from irsock.cli import main
 from tests.conftest import require_tool
 

@@ -313,7 +313,10 @@ class IrLMP:
         return self.station.max_send_size - 2 if self.station.params else 62
 
     def queued(self, local: int, remote: int) -> int:
-        return len(self._conn(local, remote).queue)
+        """PDUs waiting in this connection's queue; 0 for a connection that is gone (safe to read as an estimate
+        from another thread)."""
+        conn = self.connections.get((local, remote))
+        return len(conn.queue) if conn is not None else 0
 
     def backlog(self, local: int, remote: int) -> tuple[int, int]:
         """(PDUs, bytes of user data) sent on this connection that the peer has not acknowledged yet.

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import irsock
-from irsock import constants as C
-from irsock.transfer import (
+from irsock import net
+from irsock.apps.transfer import (
     OBEX_HINTS,
     Inbox,
     Summary,
@@ -31,6 +30,7 @@ from irsock.transfer import (
     obex_listener,
     push_files,
 )
+from irsock.net import constants as C
 
 DEFAULT_SIZE = 32 * 1024
 
@@ -64,8 +64,8 @@ def run_demo(size: int = DEFAULT_SIZE, pcap: Path | None = None, out: TextIO | N
             content = random.Random(size).randbytes(size)
             source.write_bytes(content)
             say(f"emulated infrared medium irsim://{medium} at 115200 bit/s, two irsock stacks")
-            receiver = irsock.attach(f"irsim://{medium}", nickname="demo-receiver", hints=OBEX_HINTS)
-            sender = irsock.attach(f"irsim://{medium}", nickname="demo-sender", trace=trace)
+            receiver = net.attach(f"irsim://{medium}", nickname="demo-receiver", hints=OBEX_HINTS)
+            sender = net.attach(f"irsim://{medium}", nickname="demo-sender", trace=trace)
             with Inbox(obex_listener(receiver), inbox) as receiving:
                 say(f"receiver 0x{receiver.address:08x} 'demo-receiver' runs an OBEX inbox")
                 say("discovery:")

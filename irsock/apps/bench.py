@@ -19,10 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import irsock
 from irlap.qos import QosParams
-from irsock import constants as C
-from irsock.transfer import OBEX_HINTS, Inbox, connect_obex, line_rate, obex_listener, push_files
+from irsock import net
+from irsock.apps.transfer import OBEX_HINTS, Inbox, connect_obex, line_rate, obex_listener, push_files
+from irsock.net import constants as C
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NDM_BAUD = 9600
@@ -40,12 +40,12 @@ def thread_cpu(native_ids: list[int]) -> float | None:
     return total / CLOCK_TICKS
 
 
-def stack_threads(iface: irsock.Interface) -> list[int]:
+def stack_threads(iface: net.Interface) -> list[int]:
     """Native ids of the threads that run this interface's stack (engine and reader)."""
     return [t.native_id for t in iface.runtime.threads if t.native_id]
 
 
-def discover_peer(iface: irsock.Interface, address: int, timeout: float = 15.0) -> float | None:
+def discover_peer(iface: net.Interface, address: int, timeout: float = 15.0) -> float | None:
     """Seconds of discovery rounds until ``address`` answers, None if it never does."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -54,22 +54,21 @@ def discover_peer(iface: irsock.Interface, address: int, timeout: float = 15.0) 
     return None
 
 
-def ping(iface: irsock.Interface, address: int, count: int = 5, size: int = 32, wait: float = 2.0) -> list[float]:
+def ping(iface: net.Interface, address: int, count: int = 5, size: int = 32, wait: float = 2.0) -> list[float]:
     """Round-trip times (seconds) of TEST frames that came back intact; lost ones are left out."""
     rtts = []
-    station = iface.runtime.station
     for sequence in range(count):
         payload = struct.pack(">I", sequence).ljust(size, b"\xa5")
         with iface.cond:
             iface.test_results.clear()
-        iface.call(lambda _stack, now, p=payload: station.send_test(address, p, now))
+        iface.send_test(address, payload)
         deadline = time.monotonic() + wait
         with iface.cond:
             while time.monotonic() < deadline and not any(r.data == payload for r in iface.test_results):
                 iface.cond.wait(deadline - time.monotonic())
             reply = next((r for r in iface.test_results if r.data == payload), None)
         if reply is not None:
-            sent_at = iface.call(lambda _stack, now: station.test_sent_at)
+            sent_at = iface.test_sent_at()
             rtts.append(reply.time - sent_at)
     return rtts
 
@@ -80,8 +79,8 @@ def test_airtime(size: int, baud: int = NDM_BAUD) -> float:
     return (size + 2 + 8 + 2 + 2 + 10) * 10 / baud
 
 
-def qos_dict(iface: irsock.Interface) -> dict[str, Any] | None:
-    params = iface.runtime.station.params
+def qos_dict(iface: net.Interface) -> dict[str, Any] | None:
+    params = iface.link_params()
     return asdict(params) if params is not None else None
 
 
@@ -89,10 +88,10 @@ def bench_link(port_a: str, port_b: str, *, dongle_a: str = "plain", dongle_b: s
                max_baud: int = 115200, pings: int = 5) -> dict[str, Any]:
     """A sends to B: discovery, TEST round trips, an OBEX push of ``nbytes``; the figures as a dict."""
     qos = QosParams.offer(max_baud=max_baud)
-    receiver = irsock.attach(port_b, dongle=dongle_b, nickname="bench-b", hints=OBEX_HINTS, qos=qos)
+    receiver = net.attach(port_b, dongle=dongle_b, nickname="bench-b", hints=OBEX_HINTS, qos=qos)
     sender = None
     try:
-        sender = irsock.attach(port_a, dongle=dongle_a, nickname="bench-a", qos=qos)
+        sender = net.attach(port_a, dongle=dongle_a, nickname="bench-a", qos=qos)
         report: dict[str, Any] = {"port_a": port_a, "port_b": port_b, "dongle_a": dongle_a, "dongle_b": dongle_b,
                                   "max_baud": max_baud, "bytes": nbytes}
         report["discovery_s"] = discover_peer(sender, receiver.address)
@@ -111,7 +110,7 @@ def bench_link(port_a: str, port_b: str, *, dongle_a: str = "plain", dongle_b: s
         receiver.close()
 
 
-def _push(sender: irsock.Interface, receiver: irsock.Interface, nbytes: int) -> dict[str, Any]:
+def _push(sender: net.Interface, receiver: net.Interface, nbytes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="irsock-bench-") as work:
         inbox = Path(work) / "inbox"
         inbox.mkdir()

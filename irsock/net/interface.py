@@ -8,13 +8,12 @@ only through ``interface.call`` (run on the engine thread); the engine hands eve
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from irlap.pcap import PcapWriter
 from irlap.qos import QosParams
@@ -29,6 +28,7 @@ from irsock.lmp.stack import (
     LmpData,
     LmpDisconnected,
 )
+from irsock.net.errors import IrSockNetDown
 from irsock.stack import full_stack
 from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
 
@@ -59,7 +59,7 @@ class Interface:
 
     @property
     def address(self) -> int:
-        return self.runtime.station.address
+        return self.runtime.station.address  # fixed when the runtime starts
 
     def call(self, fn: Callable[[Any, float], Any], timeout: float | None = 10.0) -> Any:
         if self.closed:
@@ -78,7 +78,7 @@ class Interface:
         the log is returned as it is after ``timeout``.
         """
         def start(stack, now) -> str:
-            state = self.runtime.station.state.value
+            state = stack.lmp.station.state.value
             if state in ("NDM", "REPLY"):
                 stack.discover(slots, now)
                 return "started"
@@ -150,11 +150,42 @@ class Interface:
             self.endpoints.pop(key, None)
 
     # --- sockets ------------------------------------------------------------------------------------
+    #: The socket type :meth:`socket` makes. The socket layer sits above the interface and is set here by
+    #: :mod:`irsock.net` when it is imported, so that this module never imports the layer above it.
+    socket_type: ClassVar[Callable[..., Any] | None] = None
+
     def socket(self, family: int, type: int = 1, proto: int = 0, **options: Any):  # noqa: A002 - the API's names
         """A socket on this interface (``provider=`` and its options as for ``irsock.socket``)."""
-        from irsock.socket import socket
+        if self.socket_type is None:
+            raise IrSockError("import irsock (or irsock.net) to make sockets")
+        return self.socket_type(family, type, proto, interface=self, **options)
 
-        return socket(family, type, proto, interface=self, **options)
+    # --- what the layers below own, asked for on their behalf ---------------------------------------------
+    def peek(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(stack)`` on the calling thread, without waiting for the engine: for estimates that the next
+        event refreshes (a socket's room to send), never for changes."""
+        return fn(self.runtime.stack)
+
+    def link_params(self) -> QosParams | None:
+        """The QoS the link negotiated (baud, sizes, turnaround), None while no link is up."""
+        return self.call(lambda stack, _now: stack.lmp.station.params)
+
+    @property
+    def hints(self) -> int:
+        """The discovery hint bits we announce (first byte << 8 | second byte)."""
+        return self.call(lambda stack, _now: stack.lmp.station.info.hint_value)
+
+    def set_hints(self, hints: int) -> None:
+        """Announce ``hints`` from the next discovery on (IRLMP_HINTS_SET)."""
+        self.call(lambda stack, _now: stack.lmp.station.set_hints(hints))
+
+    def send_test(self, address: int, payload: bytes) -> None:
+        """Send an IrLAP TEST frame to ``address`` (no link needed); its echo arrives in :attr:`test_results`."""
+        self.call(lambda stack, now: stack.lmp.station.send_test(address, payload, now))
+
+    def test_sent_at(self) -> float | None:
+        """When the last TEST frame actually left (the engine's clock), for round-trip times."""
+        return self.call(lambda stack, _now: stack.lmp.station.test_sent_at)
 
     def close(self) -> None:
         if self.closed:
@@ -246,11 +277,3 @@ def default_interface() -> Interface:
             "(and IRDA_DONGLE); for a try without hardware: irsock.attach('irsim://demo?devices=2')"
         )
     return attach(port, dongle=os.environ.get("IRDA_DONGLE", "plain"))
-
-
-class IrSockNetDown(IrSockError, OSError):
-    """No interface to use (errno ENETDOWN, WSAENETDOWN)."""
-
-    def __init__(self, message: str) -> None:
-        OSError.__init__(self, errno.ENETDOWN, message)
-        self.winerror = 10050

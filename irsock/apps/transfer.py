@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import irsock
-from irsock import constants as C
+from irsock import net
+from irsock.net import constants as C
+from irsock.net.values import parse_address
 from irsock.obex import IAS_CLASSES, OBEX_TCP_PORT, ObexClient, ObexServer, PushResult, ReceivedFile
 from irsock.obex import packets as P
-from irsock.socket import parse_address
 
 OBEX_HINTS = 0x8420  # Computer + extension, OBEX: what a receiving irsock announces
 TINYTP_ATTRIBUTE = C.TINYTP_LSAP_ATTRIBUTE
@@ -206,22 +206,22 @@ class Summary:
                             for r in self.results]}
 
 
-def line_rate(iface: irsock.Interface) -> float | None:
+def line_rate(iface: net.Interface) -> float | None:
     """Bytes per second the connected link carries (10 bits a byte on SIR), None without a link."""
-    params = iface.runtime.station.params
+    params = iface.link_params()
     return params.baud / 10 if params is not None else None
 
 
 # --- choosing the peer ------------------------------------------------------------------------------------
-def describe_device(device: irsock.IrdaDevice) -> str:
+def describe_device(device: net.IrdaDevice) -> str:
     return f"0x{device.address:08x} {device.name!r} ({', '.join(device.hint_words) or 'no hints'})"
 
 
 RECEIVER_HINT = "name one with --to ADDRESS|NICKNAME, or check that the receiver runs (irda receive)"
 
 
-def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
-                  log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT) -> irsock.IrdaDevice:
+def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
+                  log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT) -> net.IrdaDevice:
     """The device to push to: the one named by ``to`` (address or nickname), else the one with the OBEX hint.
 
     Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
@@ -229,7 +229,7 @@ def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
     and ends, for none, with ``hint`` (what to check).
     """
     wanted = parse_address(to) if to else None
-    seen: dict[int, irsock.IrdaDevice] = {}
+    seen: dict[int, net.IrdaDevice] = {}
     for _round in range(rounds):
         for device in sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES):
             if device.address not in seen:
@@ -249,7 +249,7 @@ def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
     listing = "; ".join(describe_device(d) for d in seen.values()) or "none"
     if to:
         if wanted is not None:  # an address that did not answer discovery may still be reachable
-            return irsock.IrdaDevice(wanted, to, 0, 0, 0)
+            return net.IrdaDevice(wanted, to, 0, 0, 0)
         raise TransferError(f"no device named {to!r} answered discovery ({rounds} rounds); devices seen: {listing}")
     if len(candidates) == 1:
         return candidates[0]
@@ -259,12 +259,12 @@ def choose_device(sock: irsock.socket, to: str | None = None, rounds: int = 5,
                         + "; ".join(describe_device(d) for d in candidates))
 
 
-def connect_obex(sock: irsock.socket, address: int, log: Callable[[str], None] = lambda _text: None) -> str:
+def connect_obex(sock: net.socket, address: int, log: Callable[[str], None] = lambda _text: None) -> str:
     """Connect ``sock`` to the OBEX service of ``address`` (IAS class OBEX, then OBEX:IrXfer); the class used."""
     refused: OSError | None = None
     for service in IAS_CLASSES:
         try:
-            lsap = sock.getsockopt(C.SOL_IRLMP, C.IRLMP_IAS_QUERY, irsock.IasQuery(address, service, TINYTP_ATTRIBUTE))
+            lsap = sock.getsockopt(C.SOL_IRLMP, C.IRLMP_IAS_QUERY, net.IasQuery(address, service, TINYTP_ATTRIBUTE))
         except ConnectionRefusedError as exc:
             refused = exc
             continue
@@ -393,19 +393,19 @@ def check_files(files: Iterable[str]) -> list[Path]:
 
 
 # --- receiving ---------------------------------------------------------------------------------------------
-def obex_listener(iface: irsock.Interface) -> irsock.socket:
+def obex_listener(iface: net.Interface) -> net.socket:
     """A listening TinyTP socket registered in our IAS under every OBEX class, with the OBEX hint set."""
     listener = iface.socket(C.AF_IRDA, C.SOCK_STREAM)
     listener.bind((IAS_CLASSES[0],))
     lsap = listener.lsap_sel
     for service in IAS_CLASSES[1:]:
-        listener.setsockopt(C.SOL_IRLMP, C.IRLMP_IAS_SET, irsock.IasSet(service, TINYTP_ATTRIBUTE, lsap))
-    listener.setsockopt(C.SOL_IRLMP, C.IRLMP_HINTS_SET, OBEX_HINTS | (iface.runtime.station.info.hint_value & 0x7F00))
+        listener.setsockopt(C.SOL_IRLMP, C.IRLMP_IAS_SET, net.IasSet(service, TINYTP_ATTRIBUTE, lsap))
+    listener.setsockopt(C.SOL_IRLMP, C.IRLMP_HINTS_SET, OBEX_HINTS | (iface.hints & 0x7F00))
     listener.listen()
     return listener
 
 
-def tcp_listener(spec: str) -> irsock.socket:
+def tcp_listener(spec: str) -> net.socket:
     """A TCP listener for ``[HOST:]PORT`` (default port 650).
 
     Without a host it listens on 127.0.0.1 only: an inbox is not opened to the network unless the user
@@ -414,7 +414,7 @@ def tcp_listener(spec: str) -> irsock.socket:
     host, _, port_text = spec.rpartition(":") if ":" in spec else ("", "", spec)
     port = _tcp_port(port_text, spec, "[HOST:]PORT")
     host = host or "127.0.0.1"
-    listener = irsock.socket(C.AF_INET, C.SOCK_STREAM)
+    listener = net.socket(C.AF_INET, C.SOCK_STREAM)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
@@ -448,7 +448,7 @@ def tcp_address(spec: str) -> tuple[str, int]:
     return host, _tcp_port(port_text, spec, "HOST[:PORT]")
 
 
-def connect_tcp(spec: str, timeout: float | None) -> irsock.socket:
+def connect_tcp(spec: str, timeout: float | None) -> net.socket:
     """A TCP connection to the OBEX server at ``HOST[:PORT]``; failures say where and what to check."""
     host, port = tcp_address(spec)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -458,7 +458,7 @@ def connect_tcp(spec: str, timeout: float | None) -> irsock.socket:
         raise TransferError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
     failure = ""
     for family, _type, _proto, _name, address in candidates:
-        sock = irsock.socket(family, C.SOCK_STREAM)
+        sock = net.socket(family, C.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(address)
@@ -488,7 +488,7 @@ class Stopped(KeyboardInterrupt):
         self.discarded = discarded
 
 
-def serve(listener: irsock.socket, root: Path, *, once: bool = False, max_size: int | None = None,
+def serve(listener: net.socket, root: Path, *, once: bool = False, max_size: int | None = None,
           report: Callable[[ReceivedFile], None] | None = None, log: Callable[[str], None] = lambda _t: None,
           stop: Callable[[], bool] = lambda: False, browse: bool = False, allow_delete: bool = False,
           max_sessions: int = MAX_SESSIONS, idle_timeout: float = IDLE_TIMEOUT_S) -> list[ReceivedFile]:
@@ -586,7 +586,7 @@ class Inbox:
     files. The thread stays alive until the inbox is closed, so that its CPU time can still be read.
     """
 
-    def __init__(self, listener: irsock.socket, root: Path, *, browse: bool = False,
+    def __init__(self, listener: net.socket, root: Path, *, browse: bool = False,
                  allow_delete: bool = False) -> None:
         self.listener = listener
         self.root = root

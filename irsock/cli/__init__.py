@@ -304,7 +304,7 @@ def _print_devices(devices, as_json: bool) -> None:
 
 def _resolve_device(runtime, text: str) -> int:
     """A device address from hex/decimal, or a nickname found by discovery (up to five rounds)."""
-    from irsock.socket import parse_address
+    from irsock.net.values import parse_address
 
     address = parse_address(text)
     if address is not None:
@@ -508,8 +508,8 @@ def _detach(iface) -> None:
 @contextlib.contextmanager
 def _transfer_errors():
     """Turn transfer, OBEX and socket failures into one-line CLI errors."""
+    from irsock.apps.transfer import TransferError
     from irsock.obex import ObexError
-    from irsock.transfer import TransferError
 
     try:
         yield
@@ -530,14 +530,14 @@ BUILTIN_RECEIVER_HINT = (
 
 def _receiver_hint(iface) -> str:
     """What to check when no OBEX device answered: on the built-in emulator, how to try a push instead."""
-    from irsock.transfer import RECEIVER_HINT
+    from irsock.apps.transfer import RECEIVER_HINT
 
     return BUILTIN_RECEIVER_HINT if _is_builtin(iface.port) else RECEIVER_HINT
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     import irsock
-    from irsock import transfer
+    from irsock.apps import transfer
 
     quiet = args.json
     out = sys.stderr if quiet else sys.stdout
@@ -591,7 +591,7 @@ def _byte_count(text: str) -> int:
 def cmd_receive(args: argparse.Namespace) -> int:
     import signal
 
-    from irsock import transfer
+    from irsock.apps import transfer
 
     root = Path(args.dir)
     if not root.is_dir():
@@ -648,7 +648,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from irsock.demo import run_demo
+    from irsock.apps.demo import run_demo
 
     with _transfer_errors():
         report = run_demo(size=args.size, pcap=Path(args.pcap) if args.pcap else None,
@@ -660,7 +660,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from irsock.bench import bench_link, emulator_ports
+    from irsock.apps.bench import bench_link, emulator_ports
 
     if bool(args.port) != bool(args.peer_port):
         raise CliError("give both --port (A, the sender) and --peer-port (B), or neither for the emulator")
@@ -1063,5 +1063,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())

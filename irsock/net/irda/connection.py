@@ -1,0 +1,314 @@
+"""Connected AF_IRDA sockets: SOCK_STREAM and SOCK_SEQPACKET over TinyTP, or raw IrLMP (IrLPT, exclusive).
+
+What differs between TinyTP and raw IrLMP is in :mod:`irsock.net.irda.paths`; finding the peer's LSAP
+in :mod:`irsock.net.irda.resolve`. A listening socket's ``accept`` returns a new one of this class.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+import time
+from collections import deque
+from typing import Any
+
+from irsock.lmp import pdu as P
+from irsock.lmp.stack import LmpConnectIndication, LmpData
+from irsock.net import constants as C
+from irsock.net.errors import (
+    WSAEMSGSIZE,
+    invalid,
+    no_flags,
+    not_connected,
+    os_error,
+    refused,
+    reset,
+    timed_out,
+)
+from irsock.net.irda.endpoint import IrdaEndpoint
+from irsock.net.irda.paths import path_of
+from irsock.net.irda.resolve import auto_device, resolve
+from irsock.net.values import device_address, lsap_sel
+from irsock.ttp import TtpConnected, TtpReadable
+
+
+class IrdaConnection(IrdaEndpoint):
+    """A connection-oriented AF_IRDA socket: bind/listen/accept, connect, send/recv, shutdown, close."""
+
+    def __init__(self, iface: Any, type_: int, proto: int) -> None:
+        super().__init__(iface, type_, proto)
+        self.pending: deque = deque()  # incoming connections not yet accepted: (conn, device)
+        self.raw_rx: deque = deque()  # raw IrLMP data not yet read
+        self.has_data = False  # TinyTP holds data for us (set by events, cleared by recv)
+        self.shut_rd = False
+        self.shut_wr = False
+
+    @property
+    def path(self):
+        return path_of(self.raw)
+
+    def ready(self) -> bool:
+        return bool(self.pending or self.raw_rx or self.has_data) or super().ready()
+
+    def on_data_event(self, event: Any) -> None:
+        match event:
+            case TtpConnected(incoming=True) | LmpConnectIndication():
+                conn = event.conn if isinstance(event, TtpConnected) else (event.local, event.remote)
+                self.pending.append((conn, event.device))
+            case TtpReadable():
+                self.has_data = True
+            case LmpData():
+                self.raw_rx.append(event.data)
+
+    # --- naming ------------------------------------------------------------------------------------------
+    def bind(self, address: Any) -> None:
+        if self.local_lsap is not None:
+            raise invalid("the socket is already bound")
+        if isinstance(address, str):
+            address = (address,)
+        if not isinstance(address, tuple) or not address:
+            raise invalid("AF_IRDA bind takes ('ServiceName',) or (device, 'ServiceName')")
+        service = str(address[-1])
+        if len(service.encode()) > 60:
+            raise invalid("service names are at most 60 bytes")
+        lsap, path, max_sdu = lsap_sel(service), self.path, self.max_sdu
+
+        def do(stack, now):
+            chosen = path.listen(stack, lsap, max_sdu)
+            if lsap is None:
+                stack.lmp.ias.set(service, path.attribute, P.IasValue.of_int(chosen))
+            return chosen
+
+        try:
+            self.local_lsap = self._call(do)
+        except OSError as exc:
+            raise os_error(OSError, errno.EADDRINUSE, C.WSAEADDRINUSE, f"cannot bind {service!r}: {exc}") from None
+        self.name = service
+
+    def listen(self, backlog: int = 5) -> None:
+        if self.local_lsap is None:
+            raise invalid("bind the socket to a service name before listen()")
+        self.listening = True
+        self.iface.register(("listen", self.local_lsap), self)
+
+    def accept(self) -> tuple[IrdaConnection, tuple[int, str]]:
+        if not self.listening:
+            raise invalid("accept() needs listen() first")
+        self._wait(lambda: bool(self.pending) or self.error is not None, "waiting for a connection")
+        with self.iface.cond:
+            if not self.pending:
+                raise reset(self.error or "the interface went down")
+            conn, device = self.pending.popleft()
+            child = IrdaConnection(self.iface, self.type, self.proto)
+            child.raw, child.timeout, child.name = self.raw, self.timeout, self.name
+            child.conn, child.local_lsap, child.connected = conn, conn[0], True
+            child.peer = (device, f"{C.LSAP_SEL_PREFIX}{conn[1]}")
+            self.iface.register(conn, child)
+            self._update_flag()
+        if self.raw:
+            self._call(lambda stack, now: stack.lmp.confirm(conn[0], conn[1], now))
+            return child, child.peer
+
+        def settle(stack, now):
+            # events that came before the child was registered: data, or the peer already gone
+            connection = stack.connections.get(conn)
+            with self.iface.cond:
+                child.peer_max_sdu = connection.tx_max_sdu if connection is not None else 0
+                child.has_data = bool(stack.readable(conn)) if connection is not None else False
+                if connection is None or connection.ended:
+                    child.eof = True
+                    child.connected = False
+                child._update_flag()
+
+        self._call(settle)
+        return child, child.peer
+
+    # --- connecting --------------------------------------------------------------------------------------
+    def connect(self, address: Any) -> None:
+        if self.connected:
+            raise os_error(OSError, errno.EISCONN, C.WSAEISCONN, "the socket is already connected")
+        if not isinstance(address, tuple) or len(address) != 2:
+            raise invalid("AF_IRDA addresses are (device_address, 'ServiceName' or 'LSAP-SELn')")
+        device, service = device_address(address[0]), str(address[1])
+        if device in (0, 0xFFFFFFFF):
+            device, remote = auto_device(self, service)
+        else:
+            remote = resolve(self, device, service)
+        path, max_sdu = self.path, self.max_sdu
+        with self.iface.cond:
+            self.error = None
+            self.eof = False
+        conn = self._call(lambda stack, now: path.connect(stack, device, remote, now, max_sdu))
+        self.conn = conn
+        self.local_lsap = conn[0]
+        self.iface.register(conn, self)
+        try:
+            self._wait(lambda: self.connected or self.error is not None or self.eof,
+                       f"connecting to 0x{device:08x} {service!r}")
+        except TimeoutError:
+            self._call(lambda stack, now: stack.lmp.disconnect(conn[0], conn[1], now))
+            raise
+        if not self.connected:
+            message = f"connection to 0x{device:08x} {service!r}: {self.error or 'refused'}"
+            if self.disconnect_reason in (P.DisconnectReason.LAP_CONNECT_FAILED,
+                                          P.DisconnectReason.CLIENT_NOT_RESPONDING):
+                raise timed_out(message + " (is the device in range?)")
+            raise refused(message)
+        self.peer = (device, service)
+
+    # --- data --------------------------------------------------------------------------------------------
+    def _check_send(self) -> tuple[int, int]:
+        if self.shut_wr or self.closed:
+            raise os_error(BrokenPipeError, errno.EPIPE, C.WSAECONNABORTED, "the socket was shut down for writing")
+        if self.error and (self.eof or not self.connected):
+            raise reset(self.error)
+        if self.conn is None or not self.connected:
+            raise reset("the connection was closed by the peer") if self.eof else not_connected()
+        return self.conn
+
+    def _room(self, conn: tuple[int, int]) -> int:
+        path = self.path
+        return self.iface.peek(lambda stack: path.room(stack, conn))
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """Queue what fits (all of it for SEQPACKET, one IrLMP PDU for raw IrLMP); waits for room."""
+        no_flags(flags)
+        data = bytes(data)
+        conn = self._check_send()
+        if self.type == C.SOCK_SEQPACKET and not self.raw and self.peer_max_sdu not in (0, 0xFFFFFFFF) \
+                and len(data) > self.peer_max_sdu:
+            raise os_error(OSError, errno.EMSGSIZE, WSAEMSGSIZE,
+                           f"message of {len(data)} bytes above the peer's limit of {self.peer_max_sdu}")
+        self._wait(lambda: self._room(conn) > 0 or self.eof, "sending")
+        self._check_send()
+        chunk = data if self.type == C.SOCK_SEQPACKET and not self.raw else data[:self._room(conn)]
+        path = self.path
+        if not self._call(lambda stack, now: path.send(stack, conn, chunk, now)):
+            raise reset(f"the connection broke: {self.error or 'the link was lost'}")
+        return len(chunk)
+
+    def unsent(self) -> int:
+        """Bytes given to send() that the peer has not yet acknowledged (TinyTP, IrLMP and IrLAP queues).
+
+        The IrLAP part is the link's, shared by every connection on it. A progress display subtracts this
+        from what it handed over, so that it shows what crossed the air, not what filled the buffers.
+        """
+        conn, path = self.conn, self.path
+        if conn is None:
+            return 0
+        try:
+            return self._call(lambda stack, _now: path.unsent(stack, conn))
+        except OSError:
+            return 0
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        no_flags(flags)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        if self.shut_rd:
+            return b""
+        if self.conn is None and not self.eof:
+            raise not_connected()
+        return self._recv_raw(bufsize) if self.raw else self._recv_ttp(bufsize)
+
+    def _recv_raw(self, bufsize: int) -> bytes:
+        self._wait(lambda: bool(self.raw_rx) or self.eof, "receiving")
+        with self.iface.cond:
+            if not self.raw_rx:
+                return self._eof_or_error()
+            data = self.raw_rx.popleft()
+            if len(data) > bufsize:
+                self.raw_rx.appendleft(data[bufsize:])
+                data = data[:bufsize]
+            self._update_flag()
+        return data
+
+    def _recv_ttp(self, bufsize: int) -> bytes:
+        conn, whole = self.conn, self.type == C.SOCK_SEQPACKET
+        self._wait(lambda: self.has_data or self.eof, "receiving")
+
+        def take(stack, now):
+            # on the engine thread, like the events that set the flag: no wake-up can be lost in between
+            data = stack.recv(conn, None if whole else bufsize, now)
+            with self.iface.cond:
+                self.has_data = bool(stack.readable(conn)) if conn in stack.connections else False
+                self._update_flag()
+            return data
+
+        data = self._call(take)
+        if whole:
+            data = data[:bufsize]
+        return data or self._eof_or_error()
+
+    def _eof_or_error(self) -> bytes:
+        if self.error and "refused" not in self.error and self.disconnect_reason not in (
+                None, P.DisconnectReason.USER_REQUEST):
+            raise reset(f"the connection broke: {self.error}")
+        return b""
+
+    # --- the end -----------------------------------------------------------------------------------------
+    def shutdown(self, how: int) -> None:
+        """SHUT_WR sends what is queued, then IrLMP's Disconnect (the peer reads EOF after the last byte);
+        IrLMP has no half-close, so the peer cannot send after it, but what it sent before stays readable."""
+        if self.conn is None:
+            raise not_connected()
+        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+            self.shut_rd = True
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR) and not self.shut_wr:
+            self.shut_wr = True
+            self._close_conn(keep_received=how == _socket.SHUT_WR)
+
+    def _close_conn(self, *, keep_received: bool = False, abort: bool = False) -> None:
+        conn, path = self.conn, self.path
+        if conn is None or self.iface.closed:
+            return
+        try:
+            self._call(lambda stack, now: path.close(stack, conn, now, abort=abort, keep_received=keep_received))
+        except OSError:
+            pass
+
+    def _delivered(self, conn: tuple[int, int]) -> bool:
+        """Everything we sent on ``conn``, its Disconnect included, has been acknowledged by the link."""
+        path = self.path
+        try:
+            return self._call(lambda stack, _now: path.delivered(stack, conn))
+        except OSError:
+            return True  # the interface is down: nothing more will be delivered
+
+    def close(self) -> None:
+        """A graceful close: queued data is delivered, then the peer reads EOF. The stack finishes it in the
+        background (as TCP does), unless SO_LINGER is on: then close() waits up to the linger time, and a
+        zero linger time aborts (queued data is discarded and the peer sees a reset)."""
+        if self.closed:
+            return
+        linger_on, linger_time = self.linger
+        # after shutdown(SHUT_WR) too: nobody reads any more
+        self._close_conn(abort=bool(linger_on) and linger_time == 0 and self.connected)
+        if self.raw and self.conn is not None and not self.listening and self.name is None:
+            self._release(self.conn[0])  # the LSAP connect() allocated: free once IrLMP's connection is gone
+        if linger_on and linger_time > 0 and self.conn is not None and not self.iface.closed:
+            deadline, conn = time.monotonic() + linger_time, self.conn
+            while time.monotonic() < deadline and not self._delivered(conn):
+                with self.iface.cond:
+                    self.iface.cond.wait(0.05)
+        self.closed = True
+        if self.conn is not None:
+            self.iface.unregister(self.conn)
+        if self.listening and self.local_lsap is not None:
+            self.iface.unregister(("listen", self.local_lsap))
+            name, attribute = self.name, self.path.attribute
+            self._release(self.local_lsap, name if name and lsap_sel(name) is None else None, attribute)
+        self._close_endpoint()
+
+    def _release(self, lsap: int, service: str | None = None, attribute: str = "") -> None:
+        """Free ``lsap`` (and take ``service`` out of IAS); the interface may already be gone."""
+        def release(stack, now):
+            stack.lmp.release_lsap(lsap)
+            stack.listening.pop(lsap, None)
+            if service:
+                stack.lmp.ias.remove(service, attribute)
+
+        try:
+            self._call(release)
+        except (OSError, ValueError):
+            pass

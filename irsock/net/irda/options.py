@@ -1,0 +1,107 @@
+"""The socket options of AF_IRDA sockets: SOL_IRLMP (Windows and Linux numbering) and SO_LINGER.
+
+Functions over an :class:`~irsock.net.irda.endpoint.IrdaEndpoint` rather than methods of it, so that
+the option table reads in one place and the socket classes stay about sockets.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from irsock.lmp import pdu as P
+from irsock.net import constants as C
+from irsock.net.errors import invalid, no_option, refused, timed_out, unreachable
+from irsock.net.values import IasQuery, IasSet, IrdaDevice, device_address, device_list_bytes, linger
+
+if TYPE_CHECKING:
+    from irsock.net.irda.endpoint import IrdaEndpoint
+
+
+def get_linger(sock: IrdaEndpoint, arg: Any) -> Any:
+    packed = struct.pack("ii", *sock.linger)
+    return packed[:arg] if isinstance(arg, int) else struct.unpack("ii", packed)[0]
+
+
+def set_linger(sock: IrdaEndpoint, value: Any) -> None:
+    sock.linger = linger(value)
+
+
+def get_irlmp(sock: IrdaEndpoint, name: str, arg: Any) -> Any:
+    if name == "IRLMP_ENUMDEVICES":
+        devices = enum_devices(sock)
+        return device_list_bytes(devices, arg) if isinstance(arg, int) else devices
+    if name == "IRLMP_IAS_QUERY":
+        if not isinstance(arg, IasQuery):
+            raise invalid("IRLMP_IAS_QUERY takes an irsock.IasQuery(device, class_name, attribute)")
+        return ias_query(sock, arg)
+    if name == "IRLMP_SEND_PDU_LEN":
+        return sock._call(lambda stack, now: stack.lmp.max_data() - (0 if sock.raw else 1))
+    if name == "IRLMP_MAX_SDU_SIZE":
+        return sock.peer_max_sdu if sock.connected else sock.max_sdu
+    if name == "IRLMP_WAITDEVICE":
+        return wait_device(sock, arg if isinstance(arg, int | float) else 10000)
+    if name in ("IRLMP_IRLPT_MODE", "IRLMP_EXCLUSIVE_MODE"):
+        return int(sock.raw)
+    raise no_option(name)
+
+
+def set_irlmp(sock: IrdaEndpoint, name: str, value: Any) -> None:
+    if name == "IRLMP_IAS_SET":
+        if not isinstance(value, IasSet):
+            raise invalid("IRLMP_IAS_SET takes an irsock.IasSet(class_name, attribute, value)")
+        if isinstance(value.value, int):
+            ias_value = P.IasValue.of_int(value.value)
+        elif isinstance(value.value, bytes):
+            ias_value = P.IasValue.of_octets(value.value)
+        else:
+            ias_value = P.IasValue.of_string(value.value, value.charset)
+        sock._call(lambda stack, now: stack.lmp.ias.set(value.class_name, value.attribute, ias_value))
+    elif name == "IRLMP_HINTS_SET":
+        hints = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+        sock.iface.set_hints(hints)
+    elif name in ("IRLMP_IRLPT_MODE", "IRLMP_EXCLUSIVE_MODE"):
+        if sock.connected or sock.local_lsap is not None:
+            raise invalid(f"{name} must be set before bind() or connect()")
+        sock.raw = bool(value)
+    elif name == "IRLMP_MAX_SDU_SIZE":
+        if sock.type != C.SOCK_SEQPACKET or sock.connected:
+            raise invalid("IRLMP_MAX_SDU_SIZE is set on a SOCK_SEQPACKET socket before connect/bind")
+        sock.max_sdu = int(value)
+    else:
+        raise no_option(name)
+
+
+def enum_devices(sock: IrdaEndpoint) -> list[IrdaDevice]:
+    """IRLMP_ENUMDEVICES: a discovery round, then every device in the log."""
+    out = []
+    for device in sock.iface.discover():
+        hints = device.hints.ljust(2, b"\0")
+        charset = device.info.charset if device.info else 0
+        out.append(IrdaDevice(device.address, device.nickname, hints[0], hints[1] if hints[0] & 0x80 else 0, charset))
+    return out
+
+
+def ias_query(sock: IrdaEndpoint, query: IasQuery) -> P.IasValue:
+    device = device_address(query.device)
+    result = sock.ias(device, query.class_name, query.attribute, "querying IAS")
+    if result is None or result.status is None:
+        raise unreachable(f"0x{device:08x} did not answer the IAS query: {result.error if result else 'down'}")
+    if not result.ok:
+        raise refused(f"IAS of 0x{device:08x}: {result.describe()}")
+    return result.values[0]
+
+
+def wait_device(sock: IrdaEndpoint, timeout_ms: float) -> int:
+    """IRLMP_WAITDEVICE: discovery rounds until a device not seen before answers."""
+    iface = sock.iface
+    deadline = time.monotonic() + timeout_ms / 1000
+    with iface.cond:
+        iface.new_devices.clear()
+    while time.monotonic() < deadline:
+        iface.discover(timeout=min(3.0, max(0.1, deadline - time.monotonic())))
+        with iface.cond:
+            if iface.new_devices:
+                return iface.new_devices.popleft()
+    raise timed_out("no new device appeared (IRLMP_WAITDEVICE)")
