@@ -26,7 +26,7 @@ from irsock.net.errors import (
     timed_out,
 )
 from irsock.net.irda.endpoint import IrdaEndpoint
-from irsock.net.irda.paths import path_of
+from irsock.net.irda.paths import path_of, release
 from irsock.net.irda.resolve import auto_device, resolve
 from irsock.net.values import device_address, lsap_sel
 from irsock.ttp import TtpConnected, TtpReadable
@@ -99,29 +99,32 @@ class IrdaConnection(IrdaEndpoint):
             if not self.pending:
                 raise reset(self.error or "the interface went down")
             conn, device = self.pending.popleft()
-            child = IrdaConnection(self.iface, self.type, self.proto)
-            child.raw, child.timeout, child.name = self.raw, self.timeout, self.name
-            child.conn, child.local_lsap, child.connected = conn, conn[0], True
-            child.peer = (device, f"{C.LSAP_SEL_PREFIX}{conn[1]}")
-            self.iface.register(conn, child)
+            child = self._child(conn, device)
             self._update_flag()
         if self.raw:
             self._call(lambda stack, now: stack.lmp.confirm(conn[0], conn[1], now))
-            return child, child.peer
-
-        def settle(stack, now):
-            # events that came before the child was registered: data, or the peer already gone
-            connection = stack.connections.get(conn)
-            with self.iface.cond:
-                child.peer_max_sdu = connection.tx_max_sdu if connection is not None else 0
-                child.has_data = bool(stack.readable(conn)) if connection is not None else False
-                if connection is None or connection.ended:
-                    child.eof = True
-                    child.connected = False
-                child._update_flag()
-
-        self._call(settle)
+        else:
+            self._call(lambda stack, now: child._settle(stack))
         return child, child.peer
+
+    def _child(self, conn: tuple[int, int], device: int) -> IrdaConnection:
+        """The socket accept() returns for ``conn``, registered so that its events reach it."""
+        child = IrdaConnection(self.iface, self.type, self.proto)
+        child.raw, child.timeout, child.name = self.raw, self.timeout, self.name
+        child.conn, child.local_lsap, child.connected = conn, conn[0], True
+        child.peer = (device, f"{C.LSAP_SEL_PREFIX}{conn[1]}")
+        self.iface.register(conn, child)
+        return child
+
+    def _settle(self, stack: Any) -> None:
+        """On the engine thread: what happened before this accepted socket was registered (data, the end)."""
+        connection = stack.connections.get(self.conn)
+        with self.iface.cond:
+            self.peer_max_sdu = connection.tx_max_sdu if connection is not None else 0
+            self.has_data = bool(stack.readable(self.conn)) if connection is not None else False
+            if connection is None or connection.ended:
+                self.eof, self.connected = True, False
+            self._update_flag()
 
     # --- connecting --------------------------------------------------------------------------------------
     def connect(self, address: Any) -> None:
@@ -194,12 +197,7 @@ class IrdaConnection(IrdaEndpoint):
         from what it handed over, so that it shows what crossed the air, not what filled the buffers.
         """
         conn, path = self.conn, self.path
-        if conn is None:
-            return 0
-        try:
-            return self._call(lambda stack, _now: path.unsent(stack, conn))
-        except OSError:
-            return 0
+        return 0 if conn is None else self._call_quietly(lambda stack, _now: path.unsent(stack, conn), 0)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         no_flags(flags)
@@ -260,20 +258,14 @@ class IrdaConnection(IrdaEndpoint):
 
     def _close_conn(self, *, keep_received: bool = False, abort: bool = False) -> None:
         conn, path = self.conn, self.path
-        if conn is None or self.iface.closed:
-            return
-        try:
-            self._call(lambda stack, now: path.close(stack, conn, now, abort=abort, keep_received=keep_received))
-        except OSError:
-            pass
+        if conn is not None and not self.iface.closed:
+            self._call_quietly(lambda stack, now: path.close(stack, conn, now, abort=abort,
+                                                             keep_received=keep_received))
 
     def _delivered(self, conn: tuple[int, int]) -> bool:
         """Everything we sent on ``conn``, its Disconnect included, has been acknowledged by the link."""
-        path = self.path
-        try:
-            return self._call(lambda stack, _now: path.delivered(stack, conn))
-        except OSError:
-            return True  # the interface is down: nothing more will be delivered
+        path = self.path  # an interface that is down delivers nothing more: done
+        return self._call_quietly(lambda stack, _now: path.delivered(stack, conn), True)
 
     def close(self) -> None:
         """A graceful close: queued data is delivered, then the peer reads EOF. The stack finishes it in the
@@ -285,7 +277,8 @@ class IrdaConnection(IrdaEndpoint):
         # after shutdown(SHUT_WR) too: nobody reads any more
         self._close_conn(abort=bool(linger_on) and linger_time == 0 and self.connected)
         if self.raw and self.conn is not None and not self.listening and self.name is None:
-            self._release(self.conn[0])  # the LSAP connect() allocated: free once IrLMP's connection is gone
+            lsap = self.conn[0]  # the LSAP connect() allocated: free once IrLMP's connection is gone
+            self._call_quietly(lambda stack, _now: release(stack, lsap))
         if linger_on and linger_time > 0 and self.conn is not None and not self.iface.closed:
             deadline, conn = time.monotonic() + linger_time, self.conn
             while time.monotonic() < deadline and not self._delivered(conn):
@@ -296,19 +289,7 @@ class IrdaConnection(IrdaEndpoint):
             self.iface.unregister(self.conn)
         if self.listening and self.local_lsap is not None:
             self.iface.unregister(("listen", self.local_lsap))
-            name, attribute = self.name, self.path.attribute
-            self._release(self.local_lsap, name if name and lsap_sel(name) is None else None, attribute)
+            lsap, attribute = self.local_lsap, self.path.attribute
+            service = self.name if self.name and lsap_sel(self.name) is None else None
+            self._call_quietly(lambda stack, _now: release(stack, lsap, service, attribute))
         self._close_endpoint()
-
-    def _release(self, lsap: int, service: str | None = None, attribute: str = "") -> None:
-        """Free ``lsap`` (and take ``service`` out of IAS); the interface may already be gone."""
-        def release(stack, now):
-            stack.lmp.release_lsap(lsap)
-            stack.listening.pop(lsap, None)
-            if service:
-                stack.lmp.ias.remove(service, attribute)
-
-        try:
-            self._call(release)
-        except (OSError, ValueError):
-            pass

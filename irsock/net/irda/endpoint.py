@@ -149,6 +149,13 @@ class IrdaEndpoint:
                 raise
             raise net_down(str(exc)) from None
 
+    def _call_quietly(self, fn: Callable[[Any, float], Any], default: Any = None) -> Any:
+        """:meth:`_call` where failure changes nothing for the caller (closing, estimates): ``default`` then."""
+        try:
+            return self._call(fn)
+        except (OSError, ValueError):
+            return default
+
     def ias(self, device: int, class_name: str, attribute: str, what: str) -> IasResult | None:
         """Ask ``device``'s IAS and wait for the answer; None when the interface went down first."""
         ident = self._call(lambda stack, now: stack.ias_query(device, class_name, attribute, now, 8.0))

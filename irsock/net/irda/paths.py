@@ -110,5 +110,13 @@ class RawLmpPath:
         return not stack.lmp.backlog(*conn)[0]
 
 
+def release(stack: Any, lsap: int, service: str | None = None, attribute: str = "") -> None:
+    """Free ``lsap`` for the next socket, and take ``service`` out of IAS when it was registered there."""
+    stack.lmp.release_lsap(lsap)
+    stack.listening.pop(lsap, None)
+    if service:
+        stack.lmp.ias.remove(service, attribute)
+
+
 def path_of(raw: bool) -> type[TinyTpPath] | type[RawLmpPath]:
     return RawLmpPath if raw else TinyTpPath
