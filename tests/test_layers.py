@@ -51,3 +51,10 @@ def test_imports_only_for_type_checkers_are_no_arrow(tmp_path):
              "irsock/lmp/stack.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from irsock.net import x\n",
              "irsock/net/__init__.py": "", "irsock/net/x.py": ""}
     assert graph["check"](write(tmp_path, files))[1] == []
+
+
+def test_the_graph_in_the_architecture_page_is_the_graph_of_the_code(capsys):
+    assert graph["main"]([]) == 0
+    printed = capsys.readouterr().out
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    assert printed in page, "docs/architecture.md shows another graph: paste `python3 tools/import_graph.py`"
