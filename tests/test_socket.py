@@ -565,3 +565,48 @@ def test_a_link_the_peer_closed_is_not_reported_as_our_user_request(medium):
         with pytest.raises(ConnectionResetError) as info:
             client.recv(10)
     assert "the peer closed the link" in str(info.value) and "user request" not in str(info.value)
+
+
+def test_a_raw_irlmp_reader_that_falls_behind_holds_the_link_and_loses_nothing(medium):
+    """Raw IrLMP has no flow control: a reader that does not read would let the peer fill memory without end.
+    IrLMP holds the link (RNR) above RAW_RECEIVE_LIMIT unread bytes; the sender waits; nothing is lost."""
+    from irsock.lmp.stack import RAW_RECEIVE_LIMIT
+    from irsock.net.irda.paths import RAW_QUEUE_LIMIT
+
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IRLPT_MODE, 1)
+    server.bind(("IrLPT",))
+    server.listen()
+    payload = bytes(random.Random(7).getrandbits(8) for _ in range(120_000))
+    accepted = []
+    acceptor = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+    acceptor.start()  # a raw IrLMP connection is confirmed by accept()
+    client = a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    client.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IRLPT_MODE, 1)
+    client.settimeout(60)
+    client.connect((b.address, "IrLPT"))
+    acceptor.join(10)
+    [reader] = accepted
+    sender = threading.Thread(target=client.sendall, args=(payload,), daemon=True)
+    sender.start()
+    unread = lambda: sum(map(len, list(reader._impl.raw_rx)))  # noqa: E731
+    held = lambda: b.call(lambda stack, _now: stack.lmp.stats.raw_holds)  # noqa: E731
+    window = 7 * a.call(lambda stack, _now: stack.lmp.max_data())  # what the peer had in flight when held
+    deadline = time.monotonic() + 30
+    while not held() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert held() == 1 and sender.is_alive()
+    conn = client._impl.conn
+    while time.monotonic() < deadline and a.call(lambda stack, _now: stack.lmp.queued(*conn)) < RAW_QUEUE_LIMIT:
+        time.sleep(0.01)  # until the sender's queue is full behind the held link
+    assert RAW_RECEIVE_LIMIT < unread() <= RAW_RECEIVE_LIMIT + window
+    received = bytearray()
+    reader.settimeout(30)
+    while len(received) < len(payload):
+        received += reader.recv(4096)
+    sender.join(30)
+    assert bytes(received) == payload and not sender.is_alive()
+    client.close()
+    reader.close()
+    server.close()

@@ -48,6 +48,9 @@ LINK_SWITCH_POLL = 0.05  # while another device waits for the link, how often we
 LAP_QUEUE_TARGET = 4  # frames we keep queued in IrLAP; the rest waits here, per connection
 REPLY_QUEUE_LIMIT = 16  # protocol replies (disconnects, confirms) waiting for the link
 PEER_QUEUE_LIMIT = 8  # PDUs a peer's requests (IAS) may queue on one connection before we drop requests
+#: Bytes of raw IrLMP data (owner "raw": IrLPT, exclusive mode) handed up and not yet consumed, above which the
+#: link is held busy (IrLAP RNR: raw IrLMP has no flow control of its own) until the reader is down to half.
+RAW_RECEIVE_LIMIT = 16384
 
 
 @dataclass
@@ -56,6 +59,7 @@ class LmpStats:
 
     replies_dropped: int = 0
     ias_requests_dropped: int = 0
+    raw_holds: int = 0  # times the link was held busy for a raw reader that fell behind
 
 
 class LmpError(IrSockError):
@@ -87,6 +91,7 @@ class LsapConnection:
     connect_mark: int | None = None
     connect_delivered: bool = False
     settled_at_arm: int = 0
+    unread: int = 0  # raw data handed up in LmpData events that the user has not consumed yet
 
     @property
     def key(self) -> tuple[int, int]:
@@ -184,6 +189,7 @@ class IrLMP:
         self._handed = 0  # PDUs ever handed to IrLAP's send() (we are its only user), see _settled
         self._hurry = False  # the idle link is to go as soon as it has drained (release_idle_link)
         self._closing_link = False  # we asked IrLAP to close the idle link
+        self._holding = False  # the link is held busy for a raw reader that fell behind (RAW_RECEIVE_LIMIT)
         self.stats = LmpStats()
 
     # --- driver interface ----------------------------------------------------------------------
@@ -426,8 +432,29 @@ class IrLMP:
                 if name in self._timers:
                     self._timers[name] = now + CONNECT_TIMEOUT
 
+    def consumed(self, local: int, remote: int, nbytes: int, now: float) -> None:
+        """The user read ``nbytes`` of a raw connection's data: the link may take more once it is down to half."""
+        conn = self.connections.get((local, remote))
+        if conn is not None:
+            conn.unread = max(0, conn.unread - nbytes)
+        self._pump(now)
+
+    def _hold_for_raw_readers(self, now: float) -> None:
+        """Hold the link (RNR) while a raw reader is behind by more than RAW_RECEIVE_LIMIT; release it when every
+        one is down to half (or gone). Frames already in the peer's window still arrive: the bound is the limit
+        plus one window."""
+        unread = [c.unread for c in self.connections.values() if c.owner == "raw"]
+        if not self._holding and any(n > RAW_RECEIVE_LIMIT for n in unread):
+            self._holding = True
+            self.stats.raw_holds += 1
+            self.station.set_local_busy(True, now)
+        elif self._holding and all(n <= RAW_RECEIVE_LIMIT // 2 for n in unread):
+            self._holding = False
+            self.station.set_local_busy(False, now)
+
     def _pump(self, now: float) -> None:
         """Move queued PDUs into IrLAP round-robin, keeping only a few frames queued there."""
+        self._hold_for_raw_readers(now)
         if not self.link_up:
             self._replies.clear()  # replies belong to the link they answer
             return
@@ -599,6 +626,8 @@ class IrLMP:
             if result is not None or call.error:
                 self._finish_ias(conn, result, call.error, now)
             return
+        if conn.owner == "raw":
+            conn.unread += len(data)
         self._events.append(LmpData(conn.local, conn.remote, data, conn.owner))
 
     def _finish_ias(self, conn: LsapConnection, response: P.IasResponse | None, error: str, now: float) -> None:

@@ -219,6 +219,8 @@ class IrdaConnection(IrdaEndpoint):
                 self.raw_rx.appendleft(data[bufsize:])
                 data = data[:bufsize]
             self._update_flag()
+        conn, count = self.conn, len(data)  # IrLMP holds the link while we are behind: say what we took
+        self._call_quietly(lambda stack, now: stack.lmp.consumed(conn[0], conn[1], count, now))
         return data
 
     def _recv_ttp(self, bufsize: int) -> bytes:
