@@ -221,6 +221,27 @@ def test_datagrams(medium):
     receiver.close()
 
 
+def test_a_datagram_reader_that_does_not_read_keeps_a_bounded_queue(medium):
+    """Datagrams may be lost, memory may not grow: past RECEIVE_QUEUE they are dropped and counted."""
+    from irsock.net.irda.datagram import RECEIVE_QUEUE
+
+    a, b = medium
+    receiver = b.socket(irsock.AF_IRDA, irsock.SOCK_DGRAM)
+    receiver.bind(("",))
+    sender = a.socket(irsock.AF_IRDA, irsock.SOCK_DGRAM)
+    for index in range(RECEIVE_QUEUE + 20):
+        sender.sendto(index.to_bytes(2, "big"), (0xFFFFFFFF, "LSAP-SEL1"))
+    impl = receiver._impl
+    deadline = time.monotonic() + 30
+    while len(impl.dgrams) + impl.dropped < RECEIVE_QUEUE + 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (len(impl.dgrams), impl.dropped) == (RECEIVE_QUEUE, 20)
+    receiver.settimeout(5)
+    assert [int.from_bytes(receiver.recvfrom(10)[0], "big") for _ in range(RECEIVE_QUEUE)] == list(range(RECEIVE_QUEUE))
+    sender.close()
+    receiver.close()
+
+
 def test_flags_are_passed_to_tcp_and_refused_on_irda(endpoints):
     """MSG_PEEK reaches the OS on TCP; IrDA has no such flags and says so rather than ignoring them."""
     import socket as pysocket

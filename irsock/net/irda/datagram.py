@@ -15,6 +15,7 @@ from irsock.net.values import device_address
 
 DGRAM_PID = 0x01
 MAX_DATAGRAM = 2045  # an IrLMP connectionless PDU in the smallest IrLAP frame that carries it
+RECEIVE_QUEUE = 64  # datagrams kept for a reader; more are dropped (and counted), as UDP does when its buffer is full
 
 
 class IrdaDatagram(IrdaEndpoint):
@@ -23,13 +24,17 @@ class IrdaDatagram(IrdaEndpoint):
     def __init__(self, iface: Any, type_: int, proto: int) -> None:
         super().__init__(iface, type_, proto)
         self.dgrams: deque = deque()
+        self.dropped = 0  # datagrams that found the queue full
 
     def ready(self) -> bool:
         return bool(self.dgrams) or super().ready()
 
     def on_data_event(self, event: Any) -> None:
         if isinstance(event, ConnectionlessData):
-            self.dgrams.append((event.data, event.pid))
+            if len(self.dgrams) >= RECEIVE_QUEUE:
+                self.dropped += 1
+            else:
+                self.dgrams.append((event.data, event.pid))
 
     def bind(self, address: Any) -> None:
         if self.local_lsap is not None:
