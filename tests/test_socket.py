@@ -631,3 +631,18 @@ def test_a_raw_irlmp_reader_that_falls_behind_holds_the_link_and_loses_nothing(m
     client.close()
     reader.close()
     server.close()
+
+
+def test_what_discovery_and_ias_answers_fill_in_the_interface_is_bounded(medium):
+    """A crowd of devices (or one that changes its address every round) cannot grow the interface's tables."""
+    from irlap.station import DiscoveredDevice, DiscoveryIndication
+    from irsock.lmp.stack import IasResult
+    from irsock.net.interface import KEPT_DEVICES, KEPT_IAS_RESULTS
+
+    a, _b = medium
+    for address in range(1, 1001):
+        a._on_event(DiscoveryIndication(DiscoveredDevice(address, None, 0.0)))
+        a._on_event(IasResult(10_000 + address, address, "Class", "Attribute", None, error="late"))
+    assert list(a.devices) == list(range(1001 - KEPT_DEVICES, 1001))
+    assert list(a.new_devices) == list(range(1001 - KEPT_DEVICES, 1001))
+    assert list(a.ias_results) == [10_000 + n for n in range(1001 - KEPT_IAS_RESULTS, 1001)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -32,7 +32,18 @@ from irsock.net.errors import IrSockNetDown
 from irsock.stack import full_stack
 from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
 
+KEPT_DEVICES = 64  # devices remembered as seen (as the station's discovery log): the oldest is forgotten first
+KEPT_IAS_RESULTS = 16  # IAS answers not yet taken by the socket that asked
+
 _interfaces: list[Interface] = []
+
+
+def _keep(table: OrderedDict, key: Any, value: Any, limit: int) -> None:
+    """``table[key] = value`` as the newest entry, forgetting the oldest beyond ``limit``."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)
 _lock = threading.Lock()
 
 
@@ -45,9 +56,11 @@ class Interface:
         self.nickname = nickname
         self.cond = threading.Condition()
         self.endpoints: dict[Any, Any] = {}  # conn id / ("listen", lsap) / ("dgram", pid) -> socket impl
-        self.ias_results: dict[int, IasResult] = {}
-        self.devices: dict[int, DiscoveredDevice] = {}
-        self.new_devices: deque[int] = deque()
+        # what peers can fill is bounded: answers to our IAS queries (one a waiter gave up on stays until pushed
+        # out), the devices ever seen (for "new device"), and the new ones not yet taken by IRLMP_WAITDEVICE
+        self.ias_results: OrderedDict[int, IasResult] = OrderedDict()
+        self.devices: OrderedDict[int, DiscoveredDevice] = OrderedDict()
+        self.new_devices: deque[int] = deque(maxlen=KEPT_DEVICES)
         self.test_results: deque[TestResult] = deque(maxlen=64)  # TEST echoes, for ping
         self.failure: str | None = None
         self.discovery_rounds = 0
@@ -120,17 +133,13 @@ class Interface:
                         if key[0] == "dgram" and key[1] in (event.pid, None):
                             endpoint.on_event(event)
                 case IasResult():
-                    self.ias_results[event.query] = event
+                    _keep(self.ias_results, event.query, event, KEPT_IAS_RESULTS)
                 case Discovered():
                     self.discovery_rounds += 1
                     for device in event.devices:
-                        if device.address not in self.devices:
-                            self.new_devices.append(device.address)
-                        self.devices[device.address] = device
+                        self._seen(device)
                 case DiscoveryIndication():
-                    if event.device.address not in self.devices:
-                        self.new_devices.append(event.device.address)
-                    self.devices[event.device.address] = event.device
+                    self._seen(event.device)
                 case TestResult():
                     self.test_results.append(event)
                 case PortFailed():
@@ -140,6 +149,11 @@ class Interface:
             if target is not None:
                 target.on_event(event)
             self.cond.notify_all()
+
+    def _seen(self, device: DiscoveredDevice) -> None:
+        if device.address not in self.devices:
+            self.new_devices.append(device.address)
+        _keep(self.devices, device.address, device, KEPT_DEVICES)
 
     def register(self, key: Any, endpoint: Any) -> None:
         with self.cond:
