@@ -105,6 +105,15 @@ def device_address(value: Any) -> int:
     raise invalid(f"{value!r} is not a device address (an int, 4 bytes or '0x1234abcd')")
 
 
+def bound_service(address: Any) -> str:
+    """The service name of a ``bind`` address: ``('ServiceName',)``, ``(device, 'ServiceName')`` or a bare name."""
+    if isinstance(address, str):
+        address = (address,)
+    if not isinstance(address, tuple) or not address:
+        raise invalid("AF_IRDA bind takes ('ServiceName',) or (device, 'ServiceName')")
+    return str(address[-1])
+
+
 def lsap_sel(service: str) -> int | None:
     if service.upper().startswith(C.LSAP_SEL_PREFIX):
         try:

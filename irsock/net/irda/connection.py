@@ -28,7 +28,7 @@ from irsock.net.errors import (
 from irsock.net.irda.endpoint import IrdaEndpoint
 from irsock.net.irda.paths import path_of, release
 from irsock.net.irda.resolve import auto_device, resolve
-from irsock.net.values import device_address, lsap_sel
+from irsock.net.values import bound_service, device_address, lsap_sel
 from irsock.ttp import TtpConnected, TtpReadable
 
 
@@ -64,11 +64,7 @@ class IrdaConnection(IrdaEndpoint):
     def bind(self, address: Any) -> None:
         if self.local_lsap is not None:
             raise invalid("the socket is already bound")
-        if isinstance(address, str):
-            address = (address,)
-        if not isinstance(address, tuple) or not address:
-            raise invalid("AF_IRDA bind takes ('ServiceName',) or (device, 'ServiceName')")
-        service = str(address[-1])
+        service = bound_service(address)
         if len(service.encode()) > 60:
             raise invalid("service names are at most 60 bytes")
         lsap, path, max_sdu = lsap_sel(service), self.path, self.max_sdu

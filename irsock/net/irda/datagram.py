@@ -11,7 +11,7 @@ from irsock.lmp.stack import ConnectionlessData
 from irsock.net import constants as C
 from irsock.net.errors import invalid, no_flags, not_connected, os_error, reset, too_long
 from irsock.net.irda.endpoint import IrdaEndpoint
-from irsock.net.values import device_address
+from irsock.net.values import bound_service, device_address
 
 DGRAM_PID = 0x01
 MAX_DATAGRAM = 2045  # an IrLMP connectionless PDU in the smallest IrLAP frame that carries it
@@ -39,12 +39,8 @@ class IrdaDatagram(IrdaEndpoint):
     def bind(self, address: Any) -> None:
         if self.local_lsap is not None:
             raise invalid("the socket is already bound")
-        if isinstance(address, str):
-            address = (address,)
-        if not isinstance(address, tuple) or not address:
-            raise invalid("AF_IRDA bind takes ('ServiceName',) or (device, 'ServiceName')")
+        self.name = bound_service(address)
         self.local_lsap = P.LSAP_CONNECTIONLESS
-        self.name = str(address[-1])
         self.iface.register(("dgram", None), self)
 
     def connect(self, address: Any) -> None:
