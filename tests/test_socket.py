@@ -147,6 +147,29 @@ def test_asyncio_add_reader(endpoints):
         assert asyncio.run(main()) == b"async"
 
 
+def test_a_connect_confirmed_before_the_caller_runs_again_is_not_lost(medium):
+    """The peer's confirm can be the very next frame the engine handles, before the thread that asked to
+    connect runs again (a loaded machine): the socket must already be registered for its events by then."""
+    a, b = medium
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Echo",))
+    server.listen()
+    echo_server(server)
+    register = a.register
+
+    def slow_register(key, endpoint):
+        if isinstance(key, tuple) and key and isinstance(key[0], int):
+            time.sleep(0.3)  # whoever registers the connection is late; the confirm takes milliseconds
+        register(key, endpoint)
+
+    a.register = slow_register
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(5)
+        client.connect((b.address, "Echo"))
+        client.sendall(b"late")
+        assert client.recv(10) == b"late"
+
+
 def test_makefile_lines(endpoints):
     make_client, server, address = endpoints
     echo_server(server)

@@ -137,10 +137,17 @@ class IrdaConnection(IrdaEndpoint):
         with self.iface.cond:
             self.error = None
             self.eof = False
-        conn = self._call(lambda stack, now: path.connect(stack, device, remote, now, max_sdu))
+
+        def start(stack, now):
+            conn = path.connect(stack, device, remote, now, max_sdu)
+            # registered on the engine thread, in the same turn: the peer's confirm may be the very next
+            # frame, and an event for a connection nobody registered yet would be dropped
+            self.iface.register(conn, self)
+            return conn
+
+        conn = self._call(start)
         self.conn = conn
         self.local_lsap = conn[0]
-        self.iface.register(conn, self)
         try:
             self._wait(lambda: self.connected or self.error is not None or self.eof,
                        f"connecting to 0x{device:08x} {service!r}")
