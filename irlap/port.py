@@ -61,7 +61,8 @@ def open_failure(url: str, exc: BaseException) -> str:
     for a permission problem, a plain file or directory named as not a serial port."""
     reason = _cause(exc)
     if "option 'control'" in str(exc):
-        return f"cannot open {url}: {reason}; ser2net does not answer RFC 2217 SET_CONTROL: add ?ign_set_control to the URL"
+        return (f"cannot open {url}: {reason}; ser2net does not answer RFC 2217 SET_CONTROL: "
+                "add ?ign_set_control to the URL")
     if "://" in url:
         return f"cannot open {url}: {reason}"
     code = _errno(exc)
