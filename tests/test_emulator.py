@@ -53,7 +53,9 @@ def test_bytes_paced_at_the_line_rate_and_heard_by_others_only():
     start = time.monotonic()
     a.write(b"x" * 96)  # 100 ms at 9600
     a.drain()
-    assert time.monotonic() - start == pytest.approx(0.1, abs=0.03)
+    elapsed = time.monotonic() - start
+    # never faster than the line; the upper bound leaves a loaded machine room but not half the bit rate
+    assert 0.097 <= elapsed < 0.19, elapsed
     assert b.read(200, 1.0) == b"x" * 96 and c.read(200, 1.0) == b"x" * 96
     assert a.read(10, 0.05) == b""
     m.stop()

@@ -73,7 +73,7 @@ def imports(modules: dict[str, Path]) -> dict[str, set[str]]:
         is_package = path.name == "__init__.py"
         targets: set[str] = set()
         for node in ast.walk(tree):
-            if _type_checking_only(node, parents):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or _type_checking_only(node, parents):
                 continue
             if isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
