@@ -84,14 +84,18 @@ def run_ttp_transfer(nbytes: int, *, connections: int = 1, baud: int = 115200, s
         elif isinstance(event, TtpDisconnected):
             state["disconnects"].append(f"A {event.conn}: {event.detail or event.reason.name}")
 
-    def drain_b() -> None:
+    def read_b(budget: int | None) -> None:
+        """B's application reads up to ``budget`` bytes (all there is for None) from each connection."""
         for conn_id in list(b_stack.connections):
-            data = b_stack.recv(conn_id, None, sim.now)
+            data = b_stack.recv(conn_id, budget, sim.now)
             if data:
                 received.setdefault(conn_id, bytearray()).extend(data)
                 if len(received[conn_id]) >= nbytes and conn_id not in finish:
                     finish[conn_id] = sim.now
         b.pump()
+
+    def drain_b() -> None:
+        read_b(None)
 
     def on_b(node, event) -> None:
         if isinstance(event, TtpDisconnected):
@@ -112,14 +116,7 @@ def run_ttp_transfer(nbytes: int, *, connections: int = 1, baud: int = 115200, s
         period = 0.1
 
         def slow_reader() -> None:
-            budget = int(reader_bytes_per_s * period)
-            for conn_id in list(b_stack.connections):
-                data = b_stack.recv(conn_id, budget, sim.now)
-                if data:
-                    received.setdefault(conn_id, bytearray()).extend(data)
-                    if len(received[conn_id]) >= nbytes and conn_id not in finish:
-                        finish[conn_id] = sim.now
-            b.pump()
+            read_b(int(reader_bytes_per_s * period))
             if len(finish) < connections:
                 sim.at(sim.now + period, slow_reader)
 
