@@ -25,9 +25,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("irlap",),  # the link: SIR, frames, QoS, station, simulator, runtime, ports, dongles, emulator
     ("irsock.errors",),  # the base exception of the layers above the link
     ("irsock.lmp",),  # IrLMP, IAS
-    ("irsock.ttp",),  # TinyTP
+    ("irsock.ttp", "irsock.ircomm"),  # TinyTP; IrCOMM's framing and control channel (beside it, not on it)
     ("irsock.stack",),  # the protocol stack put together on a station
     ("irsock.obex", "irsock.sim"),  # OBEX codec/client/server (no I/O of its own); simulated runs of the stack
+    ("irsock.devices",),  # emulated devices (phone, ...) that run inside a virtual device's stack
     ("irsock.net",),  # the socket API
     ("irsock.apps",),  # what uses the API: transfer, demo, bench
     ("irsock",),  # the package's public face (irsock/__init__.py): what programs import
