@@ -15,6 +15,9 @@ def _register_virtual_devices() -> None:
     from irlap.emulator import virtual
 
     virtual.set_default_stack("irsock.stack:virtual_device_stack")
+    from irsock.devices import register_all
+
+    register_all()  # the personalities: devices=phone, ...
 
 
 _register_virtual_devices()

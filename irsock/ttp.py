@@ -238,6 +238,21 @@ class TinyTP:
         self._forget_if_drained(conn)
         return bytes(out)
 
+    def recv_pdu(self, conn_id: ConnId, now: float = 0.0) -> bytes | None:
+        """The next unit whole: one received PDU on a stream connection, one SDU with SAR; None if none waits.
+
+        IrCOMM needs it: each of its frames (control part, then data) travels in exactly one TinyTP PDU."""
+        conn = self.connections.get(conn_id)
+        if conn is None or not conn.rx_units:
+            if conn is not None:
+                self._forget_if_drained(conn)
+            return None
+        data, pdus = conn.rx_units.popleft()
+        conn.to_return += pdus
+        self._pump(conn, now)
+        self._forget_if_drained(conn)
+        return bytes(data)
+
     def close(self, conn_id: ConnId, now: float, *, keep_received: bool = False) -> None:
         """Orderly close: queued data first, then the IrLMP Disconnect (which IrLMP sends after the data).
 

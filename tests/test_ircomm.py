@@ -111,3 +111,87 @@ def test_data_is_split_into_frames_that_fit():
     frames = I.split_data(b"x" * 100, room=40, control=b"\x20\x01\x0c")
     assert frames[0] == b"\x03\x20\x01\x0c" + b"x" * 36 and all(len(f) <= 40 for f in frames)
     assert b"".join(I.unframe(f)[1] for f in frames) == b"x" * 100
+
+
+# --- the emulated phone ------------------------------------------------------------------------------------
+def test_phone_answers_what_gammu_asks_first():
+    from irsock.devices.phone import IMEI, MANUFACTURER, MODEL, AtPhone
+
+    phone = AtPhone()
+    assert phone.feed(b"\x1bAT\r") == b"AT\r\r\nOK\r\n"  # ESC dropped, echo on
+    assert phone.feed(b"ATE0\r") == b"ATE0\r\r\nOK\r\n"  # echoed before echo went off
+    assert phone.feed(b"AT+CMEE=1\r") == b"\r\nOK\r\n"
+    assert phone.feed(b'AT+CSCS?\r') == b'\r\n+CSCS: "IRA"\r\n\r\nOK\r\n'
+    assert b'"UCS2"' in phone.feed(b"AT+CSCS=?\r")
+    assert phone.feed(b"AT+CGMI\r") == f"\r\n{MANUFACTURER}\r\n\r\nOK\r\n".encode()
+    assert phone.feed(b"AT+CGMM;+CGSN\r") == f"\r\n{MODEL}\r\n{IMEI}\r\n\r\nOK\r\n".encode()
+    assert phone.feed(b"AT+MODE=2\r") == b"\r\n+CME ERROR: 4\r\n"  # not a phone command: an error, as phones do
+
+
+def test_phone_phonebook_and_clock():
+    from irsock.devices.phone import AtPhone
+
+    phone = AtPhone(echo=False)
+    assert phone.feed(b'AT+CPBS="ME"\r') == b"\r\nOK\r\n"
+    assert phone.feed(b"AT+CPBS?\r") == b'\r\n+CPBS: "ME",3,100\r\n\r\nOK\r\n'
+    assert phone.feed(b"AT+CPBR=?\r") == b"\r\n+CPBR: (1-100),40,24\r\n\r\nOK\r\n"
+    listing = phone.feed(b"AT+CPBR=1,4\r")
+    assert listing.count(b"+CPBR:") == 2 and b'"+4930123456",145,"Alice"' in listing
+    assert phone.feed(b"AT+CPBR=0\r") == b"\r\nERROR\r\n"
+    phone.feed(b"AT+CMEE=2\r")
+    assert phone.feed(b"AT+CPBR=101\r") == b"\r\n+CME ERROR: invalid index\r\n"
+    assert phone.feed(b'AT+CSCS="UCS2"\r') == b"\r\nOK\r\n"
+    assert b'"0041006C006900630065"' in phone.feed(b"AT+CPBR=1\r")
+    assert phone.feed(b"AT+CCLK?\r").startswith(b'\r\n+CCLK: "')
+
+
+def test_phone_survives_garbage_and_overlong_lines():
+    from irsock.devices.phone import AtPhone
+
+    phone = AtPhone(echo=False)
+    assert phone.feed(b"\x00\xff\x80garbage\r") == b""  # not a command line: ignored
+    assert phone.feed(b"AT" + b"X" * 5000 + b"\r") == b"\r\nERROR\r\n"
+    assert phone.feed(b"AT\r") == b"\r\nOK\r\n"
+
+
+def test_nine_wire_socket_talks_to_the_emulated_phone():
+    import uuid
+
+    import irsock
+
+    iface = irsock.attach(f"irsim://phone-{uuid.uuid4().hex[:8]}?devices=phone", nickname="pc")
+    try:
+        with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_9WIRE_MODE, 1)
+            assert sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_9WIRE_MODE) == 1
+            [phone] = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+            assert phone.name == "irsock phone" and "Telephony" in phone.hint_words
+            params = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY,
+                                     irsock.IasQuery(phone.address, "IrDA:IrCOMM", "Parameters"))
+            assert I.parse_ias_parameters(params.octets) == (I.SERVICE_9WIRE | I.SERVICE_3WIRE, I.PORT_SERIAL)
+            sock.connect((phone.address, "IrDA:IrCOMM"))
+            sock.sendall(b"ATE0\r")
+            reply = b""
+            while not reply.endswith(b"OK\r\n"):
+                reply += sock.recv(100)
+            sock.sendall(b"AT+CGSN\r")
+            reply = b""
+            while not reply.endswith(b"OK\r\n"):
+                reply += sock.recv(100)
+            assert reply == b"\r\n350000000000006\r\n\r\nOK\r\n"
+            channel = sock._impl.ircomm
+            assert channel.service == I.SERVICE_9WIRE  # the phone answered our hello with the type it took
+            with pytest.raises(OSError):
+                sock.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_9WIRE_MODE, 0)  # too late once connected
+    finally:
+        iface.close()
+
+
+def test_an_unknown_device_kind_names_the_known_ones():
+    import serial
+
+    import irsock  # noqa: F401 - registers the personalities
+
+    with pytest.raises(serial.SerialException, match="unknown device kind fax: a number or a list of echo, phone"):
+        serial.serial_for_url("irsim://kinds?devices=fax")

@@ -479,7 +479,7 @@ def test_auto_connect_reports_a_failed_lookup_instead_of_counting_it_as_no_servi
 def test_unsupported_options_raise_enoprotoopt(medium):
     a, _b = medium
     with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
-        for option in (irsock.IRLMP_9WIRE_MODE, irsock.IRLMP_SHARP_MODE, irsock.IRLMP_PARAMETERS, 0x7777):
+        for option in (irsock.IRLMP_SHARP_MODE, irsock.IRLMP_PARAMETERS, 0x7777):
             with pytest.raises(OSError) as info:
                 s.getsockopt(irsock.SOL_IRLMP, option)
             assert info.value.errno == errno.ENOPROTOOPT and info.value.winerror == irsock.WSAENOPROTOOPT

@@ -12,6 +12,7 @@ import importlib
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from irlap.runtime import LinkRuntime
@@ -36,17 +37,63 @@ def _resolve(factory: str | Callable[[Any], Any] | None) -> Callable[[Any], Any]
     return factory
 
 
-def spawn_devices(medium: str, count: int, *, prefix: str = "virtual", seed: int = 0,
+@dataclass(frozen=True)
+class Personality:
+    """A kind of virtual device: the stack it runs, the nickname and hints it announces."""
+
+    stack: str | Callable[[Any], Any]
+    nickname: str
+    hints: int
+    summary: str = ""
+
+
+_PERSONALITIES: dict[str, Personality] = {}
+
+
+def register_personality(name: str, stack: str | Callable[[Any], Any], *, nickname: str, hints: int,
+                         summary: str = "") -> None:
+    """Make ``name`` usable in ``devices=`` lists (the layers above register theirs: phone, ...)."""
+    _PERSONALITIES[name] = Personality(stack, nickname, hints, summary)
+
+
+def personalities() -> dict[str, Personality]:
+    return dict(_PERSONALITIES)
+
+
+def parse_devices(text: str) -> int | list[str]:
+    """``"2"`` -> 2 plain devices; ``"phone,echo"`` -> those personalities (ValueError names the known ones)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _PERSONALITIES]
+    if unknown or not names:
+        known = ", ".join(sorted(_PERSONALITIES)) or "none registered (import irsock)"
+        raise ValueError(f"unknown device kind {', '.join(unknown) or repr(text)}: a number or a list of {known}")
+    return names
+
+
+def spawn_devices(medium: str, count: int | list[str], *, prefix: str = "virtual", seed: int = 0,
                   hints: int = 0x8404, stack: str | Callable[[Any], Any] | None = None) -> list[LinkRuntime]:
-    """Start ``count`` virtual devices on ``medium``; they stop with :func:`stop_devices`."""
-    factory = _resolve(stack or _default_stack)
+    """Start ``count`` plain virtual devices (or one per personality named) on ``medium``; they stop with
+    :func:`stop_devices`."""
+    kinds: list[tuple[str, int, Callable[[Any], Any] | None]] = []
+    if isinstance(count, int):
+        factory = _resolve(stack or _default_stack)
+        kinds = [(f"{prefix}-{index + 1}", hints, factory) for index in range(count)]
+    else:
+        seen: dict[str, int] = {}
+        for name in count:
+            personality = _PERSONALITIES[name]
+            seen[name] = seen.get(name, 0) + 1
+            nickname = personality.nickname + (f" {seen[name]}" if seen[name] > 1 else "")
+            kinds.append((nickname, personality.hints, _resolve(personality.stack)))
     rng = random.Random(f"{medium}/{seed}")
     started = []
-    for index in range(count):
+    for nickname, device_hints, factory in kinds:
         device_rng = random.Random(rng.getrandbits(64))
-        nickname = f"{prefix}-{index + 1}"
-        runtime = LinkRuntime(f"irsim://{medium}", dongle="plain", nickname=nickname, hints=hints, rng=device_rng,
-                              stack=factory, address=device_address(medium, nickname, seed))
+        runtime = LinkRuntime(f"irsim://{medium}", dongle="plain", nickname=nickname, hints=device_hints,
+                              rng=device_rng, stack=factory, address=device_address(medium, nickname, seed))
         runtime.start()
         started.append(runtime)
     with _LOCK:

@@ -1,9 +1,10 @@
 """``irsim://MEDIUM[?options]``: a serial port on the emulated infrared medium (see irlap.emulator.medium).
 
-Options: ``dongle=NAME`` (the emulated dongle model, default plain), ``devices=N`` (virtual devices
-placed on the medium when it is made), ``ber=X``, ``seed=K``, ``outage=START:SECONDS`` (repeatable),
-``nickname=...`` for the virtual devices' name prefix, ``pace=F`` (fraction of the line time a byte
-takes: 1 real time, 0 instant, for bulk tests). Each open makes a new dongle on MEDIUM.
+Options: ``dongle=NAME`` (the emulated dongle model, default plain), ``devices=N`` or ``devices=KIND,...``
+(virtual devices placed on the medium when it is made: N plain ones, or one per kind named, e.g.
+``devices=phone,echo``), ``ber=X``, ``seed=K``, ``outage=START:SECONDS`` (repeatable), ``nickname=...`` for the
+plain devices' name prefix, ``pace=F`` (fraction of the line time a byte takes: 1 real time, 0 instant, for
+bulk tests). Each open makes a new dongle on MEDIUM.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def parse_url(url: str) -> tuple[str, dict]:
                     raise SerialException(f"irsim: no emulated dongle {value!r}; models: {', '.join(MODELS)}")
                 options["dongle"] = value
             elif key == "devices":
-                options["devices"] = int(value)
+                from irlap.emulator.virtual import parse_devices
+
+                options["devices"] = parse_devices(value)
             elif key == "ber":
                 options["ber"] = float(value)
             elif key == "seed":
@@ -49,7 +52,8 @@ def parse_url(url: str) -> tuple[str, dict]:
                     f"irsim: unknown option {key!r} (dongle, devices, ber, seed, outage, nickname, pace)")
     except ValueError as exc:
         raise SerialException(f"irsim: bad option value in {url!r}: {exc}") from None
-    if options["devices"] < 0 or not 0 <= options["ber"] < 1 or options["pace"] < 0:
+    if isinstance(options["devices"], int) and options["devices"] < 0 or not 0 <= options["ber"] < 1 \
+            or options["pace"] < 0:
         raise SerialException("irsim: devices and pace must be >= 0 and ber in [0, 1)")
     return name, options
 

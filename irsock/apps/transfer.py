@@ -221,11 +221,13 @@ RECEIVER_HINT = "name one with --to ADDRESS|NICKNAME, or check that the receiver
 
 
 def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
-                  log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT) -> net.IrdaDevice:
-    """The device to push to: the one named by ``to`` (address or nickname), else the one with the OBEX hint.
+                  log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT,
+                  kind: str = "OBEX") -> net.IrdaDevice:
+    """The device to talk to: the one named by ``to`` (address or nickname), else the one with the hint bit
+    ``kind`` (a hint word: OBEX, IrCOMM, Printer...).
 
     Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
-    Several OBEX devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen
+    Several such devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen
     and ends, for none, with ``hint`` (what to check).
     """
     wanted = parse_address(to) if to else None
@@ -240,12 +242,12 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
             if named:
                 return named[0]
             continue
-        candidates = [d for d in seen.values() if "OBEX" in d.hint_words]
+        candidates = [d for d in seen.values() if kind in d.hint_words]
         if len(candidates) == 1 and _round >= 1:  # a second round gives hidden colliders a chance
             return candidates[0]
         if len(candidates) > 1:
             break
-    candidates = [d for d in seen.values() if "OBEX" in d.hint_words]
+    candidates = [d for d in seen.values() if kind in d.hint_words]
     listing = "; ".join(describe_device(d) for d in seen.values()) or "none"
     if to:
         if wanted is not None:  # an address that did not answer discovery may still be reachable
@@ -254,8 +256,8 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise TransferError(f"no device with the OBEX hint in range (devices seen: {listing}); {hint}")
-    raise TransferError("several OBEX devices in range, choose one with --to: "
+        raise TransferError(f"no device with the {kind} hint in range (devices seen: {listing}); {hint}")
+    raise TransferError(f"several {kind} devices in range, choose one with --to: "
                         + "; ".join(describe_device(d) for d in candidates))
 
 

@@ -76,16 +76,21 @@ def is_builtin(url: str) -> bool:
     return url.split("?", 1)[0] == BUILTIN_URL
 
 
-def port_settings(args: argparse.Namespace) -> tuple[str, str]:
-    """The port URL and dongle: --port/--dongle, else IRDA_PORT/IRDA_DONGLE, else the built-in emulator."""
+#: what the built-in emulator places for most commands: (the devices= value, how to say it)
+BUILTIN_PLAIN = (str(BUILTIN_DEVICES), f"{BUILTIN_DEVICES} virtual devices")
+
+
+def port_settings(args: argparse.Namespace, builtin: tuple[str, str] = BUILTIN_PLAIN) -> tuple[str, str]:
+    """The port URL and dongle: --port/--dongle, else IRDA_PORT/IRDA_DONGLE, else the built-in emulator with
+    the ``builtin`` devices (``irda comm`` asks for an emulated phone)."""
     import os
 
     url = args.port or os.environ.get("IRDA_PORT")
     dongle = args.dongle or os.environ.get("IRDA_DONGLE") or "plain"
     if not url:
-        url = f"{BUILTIN_URL}?devices={BUILTIN_DEVICES}"
+        url = f"{BUILTIN_URL}?devices={builtin[0]}"
         print(
-            f"irda: no --port and no IRDA_PORT: using the built-in emulator with {BUILTIN_DEVICES} virtual devices "
+            f"irda: no --port and no IRDA_PORT: using the built-in emulator with {builtin[1]} "
             f"({url}); give --port /dev/ttyUSB0 (and --dongle) for a real dongle",
             file=sys.stderr,
         )
@@ -125,11 +130,11 @@ def stop_builtin_devices(url: str) -> None:
         drop_medium(name)  # the next run in this process makes it anew, with its devices
 
 
-def attach(args: argparse.Namespace, **kwargs):
+def attach(args: argparse.Namespace, builtin: tuple[str, str] = BUILTIN_PLAIN, **kwargs):
     """An irsock interface on --port/--dongle (else IRDA_PORT, else the built-in emulator)."""
     import irsock
 
-    url, dongle = port_settings(args)
+    url, dongle = port_settings(args, builtin)
     return irsock.attach(url, dongle=dongle, nickname=getattr(args, "nickname", None) or "irsock", **kwargs)
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from irsock.cli.common import EXIT_ERROR, EXIT_OK, CliError, byte_count, positive_int, transfer_errors
+from irsock.cli.common import EXIT_ERROR, EXIT_OK, CliError, byte_count, transfer_errors
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "interrupted. Any program that opens a serial port can use them.",
     )
     emulate.add_argument("--pty", type=int, default=1, metavar="N", help="ports to create (default 1)")
-    emulate.add_argument("--devices", type=positive_int, default=2, metavar="M", help="virtual devices (default 2)")
+    emulate.add_argument("--devices", type=device_kinds, default=2, metavar="M|KIND,...",
+                         help="virtual devices: how many echo devices, or a list of kinds (phone, echo; default 2)")
     emulate.add_argument("--nickname", default="virtual", help="name prefix of the virtual devices")
     emulate.add_argument("--medium", help="medium name (default: one per process)")
     emulate.add_argument("--seed", type=int, default=0)
@@ -55,6 +56,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--json", action="store_true",
                       help="print the result as one JSON object at the end (the narration goes to stderr)")
     demo.set_defaults(func=cmd_demo)
+
+
+def device_kinds(text: str) -> int | list[str]:
+    """``2`` or ``phone,echo`` (the kinds irsock registers with the emulator)."""
+    import irsock  # noqa: F401 - registers the emulated devices
+    from irlap.emulator.virtual import parse_devices
+
+    try:
+        return parse_devices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from typing import Any
 
+from irsock.ircomm import IrCommChannel
 from irsock.lmp import pdu as P
 from irsock.lmp.stack import LmpConnectIndication, LmpData
 from irsock.net import constants as C
@@ -25,6 +26,7 @@ from irsock.net.errors import (
     reset,
     timed_out,
 )
+from irsock.net.irda import ninewire
 from irsock.net.irda.endpoint import IrdaEndpoint
 from irsock.net.irda.paths import path_of, release
 from irsock.net.irda.resolve import auto_device, resolve
@@ -42,13 +44,15 @@ class IrdaConnection(IrdaEndpoint):
         self.has_data = False  # TinyTP holds data for us (set by events, cleared by recv)
         self.shut_rd = False
         self.shut_wr = False
+        self.ircomm: IrCommChannel | None = None  # IRLMP_9WIRE_MODE: cooked IrCOMM's control channel
+        self.ircomm_rx = bytearray()  # IrCOMM user data taken from a frame and not yet read
 
     @property
     def path(self):
         return path_of(self.raw)
 
     def ready(self) -> bool:
-        return bool(self.pending or self.raw_rx or self.has_data) or super().ready()
+        return bool(self.pending or self.raw_rx or self.has_data or self.ircomm_rx) or super().ready()
 
     def on_data_event(self, event: Any) -> None:
         match event:
@@ -107,6 +111,8 @@ class IrdaConnection(IrdaEndpoint):
         """The socket accept() returns for ``conn``, registered so that its events reach it."""
         child = IrdaConnection(self.iface, self.type, self.proto)
         child.raw, child.timeout, child.name = self.raw, self.timeout, self.name
+        if self.ircomm is not None:  # we answer: the DCE
+            child.ircomm = IrCommChannel(dte=False, services=self.ircomm.services)
         child.conn, child.local_lsap, child.connected = conn, conn[0], True
         child.peer = (device, f"{C.LSAP_SEL_PREFIX}{conn[1]}")
         self.iface.register(conn, child)
@@ -161,6 +167,9 @@ class IrdaConnection(IrdaEndpoint):
                 raise timed_out(message + " (is the device in range?)")
             raise refused(message)
         self.peer = (device, service)
+        if self.ircomm is not None:  # the DTE speaks first: the service types it takes, its settings and lines
+            hello = ninewire.frame(b"", self.ircomm.hello())
+            self._call(lambda stack, now: path.send(stack, conn, hello, now))
 
     # --- data --------------------------------------------------------------------------------------------
     def _check_send(self) -> tuple[int, int]:
@@ -189,6 +198,12 @@ class IrdaConnection(IrdaEndpoint):
         self._check_send()
         chunk = data if self.type == C.SOCK_SEQPACKET and not self.raw else data[:self._room(conn)]
         path = self.path
+        if self.ircomm is not None:  # one cooked frame per TinyTP PDU, without control (clen 0)
+            chunk = chunk[:self.iface.peek(ninewire.data_room)]
+            framed = ninewire.frame(chunk)
+            if not self._call(lambda stack, now: path.send(stack, conn, framed, now)):
+                raise reset(f"the connection broke: {self.error or 'the link was lost'}")
+            return len(chunk)
         if not self._call(lambda stack, now: path.send(stack, conn, chunk, now)):
             raise reset(f"the connection broke: {self.error or 'the link was lost'}")
         return len(chunk)
@@ -210,7 +225,30 @@ class IrdaConnection(IrdaEndpoint):
             return b""
         if self.conn is None and not self.eof:
             raise not_connected()
+        if self.ircomm is not None:
+            return self._recv_ircomm(bufsize)
         return self._recv_raw(bufsize) if self.raw else self._recv_ttp(bufsize)
+
+    def _recv_ircomm(self, bufsize: int) -> bytes:
+        """User data of cooked IrCOMM frames; their control parts are applied (and answered) on the way."""
+        conn, channel, buffer = self.conn, self.ircomm, self.ircomm_rx
+        if bufsize == 0:
+            return b""
+
+        def take(stack, now):
+            data = ninewire.read(stack, conn, channel, buffer, bufsize, now)
+            with self.iface.cond:
+                self.has_data = bool(stack.readable(conn)) if conn in stack.connections else False
+                self._update_flag()
+            return data
+
+        while True:  # a frame may carry control only: wait on until there is data or the end
+            self._wait(lambda: self.has_data or bool(buffer) or self.eof, "receiving")
+            data = self._call(take)
+            if data:
+                return data
+            if self.eof and not self.has_data and not buffer:
+                return self._eof_or_error()
 
     def _recv_raw(self, bufsize: int) -> bytes:
         self._wait(lambda: bool(self.raw_rx) or self.eof, "receiving")

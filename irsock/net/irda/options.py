@@ -10,6 +10,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from irsock.ircomm import SERVICE_3WIRE, SERVICE_9WIRE, IrCommChannel
 from irsock.lmp import pdu as P
 from irsock.net import constants as C
 from irsock.net.errors import invalid, no_option, refused, timed_out, unreachable
@@ -44,6 +45,8 @@ def get_irlmp(sock: IrdaEndpoint, name: str, arg: Any) -> Any:
         return wait_device(sock, arg if isinstance(arg, int | float) else 10000)
     if name in ("IRLMP_IRLPT_MODE", "IRLMP_EXCLUSIVE_MODE"):
         return int(sock.raw)
+    if name == "IRLMP_9WIRE_MODE":
+        return int(getattr(sock, "ircomm", None) is not None)
     raise no_option(name)
 
 
@@ -65,6 +68,10 @@ def set_irlmp(sock: IrdaEndpoint, name: str, value: Any) -> None:
         if sock.connected or sock.local_lsap is not None:
             raise invalid(f"{name} must be set before bind() or connect()")
         sock.raw = bool(value)
+    elif name == "IRLMP_9WIRE_MODE":
+        if sock.type != C.SOCK_STREAM or sock.raw or sock.connected or sock.local_lsap is not None:
+            raise invalid("IRLMP_9WIRE_MODE is set on a TinyTP SOCK_STREAM socket before bind() or connect()")
+        sock.ircomm = IrCommChannel(dte=True, services=SERVICE_9WIRE | SERVICE_3WIRE) if value else None
     elif name == "IRLMP_MAX_SDU_SIZE":
         if sock.type != C.SOCK_SEQPACKET or sock.connected:
             raise invalid("IRLMP_MAX_SDU_SIZE is set on a SOCK_SEQPACKET socket before connect/bind")
