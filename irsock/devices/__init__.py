@@ -25,6 +25,8 @@ PERSONALITIES = (
                 "a computer with a TinyTP echo service (IAS Echo and IrDA:IrCOMM)"),
     Personality("phone", "irsock.devices.phone:phone_stack", "irsock phone", 0x9005,
                 "a mobile phone: IrCOMM 9-wire with an AT command set (identity, phonebook, clock)"),
+    Personality("dive", "irsock.devices.dive:dive_stack", "Aladin Smart Com", 0x0100,
+                "a Uwatec Smart Com dive computer: TinyTP on LSAP 1, its command set and a log of three dives"),
 )
 
 
