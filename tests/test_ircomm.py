@@ -193,5 +193,5 @@ def test_an_unknown_device_kind_names_the_known_ones():
 
     import irsock  # noqa: F401 - registers the personalities
 
-    with pytest.raises(serial.SerialException, match="unknown device kind fax: a number or a list of dive, echo, phone"):
+    with pytest.raises(serial.SerialException, match="unknown device kind fax: a number or a list of dive, echo, phone, printer"):  # noqa: E501
         serial.serial_for_url("irsim://kinds?devices=fax")

@@ -21,7 +21,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     emulate.add_argument("--pty", type=int, default=1, metavar="N", help="ports to create (default 1)")
     emulate.add_argument("--devices", type=device_kinds, default=2, metavar="M|KIND,...",
-                         help="virtual devices: how many echo devices, or a list of kinds (phone, dive, echo; default 2)")
+                         help="virtual devices: how many echo devices, or a list of kinds "
+                         "(phone, dive, printer, echo; default 2)")
     emulate.add_argument("--nickname", default="virtual", help="name prefix of the virtual devices")
     emulate.add_argument("--medium", help="medium name (default: one per process)")
     emulate.add_argument("--seed", type=int, default=0)

@@ -57,8 +57,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     receive.add_argument("--allow-delete", action="store_true", help="let peers delete files and empty folders")
     receive.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
                          help="close a session whose peer sends nothing for this long (default 60)")
-    receive.add_argument("--json", action="store_true", help="print JSON lines: one object per received file")
+    receive.add_argument("--irlpt", action="store_true",
+                         help="be an IrLPT printer instead: store each print job as irlpt-job-N.prn in --dir")
+    receive.add_argument("--json", action="store_true",
+                         help="print JSON lines: one object per received file (or print job)")
     receive.set_defaults(func=cmd_receive)
+
+    printer = commands.add_parser(
+        "print", help="send a file to an infrared printer (IrLPT)",
+        description="Send FILE to the IrLPT service (IAS class IrLPT, raw IrLMP) of the printer named by --to, "
+        "else of the one device with the Printer hint, with progress and a summary. The file goes as it is: "
+        "render it in the printer's language first (PCL, PostScript, plain text). Done means the printer's "
+        "link acknowledged every byte.")
+    port_options(printer)
+    printer.add_argument("file", metavar="FILE")
+    printer.add_argument("--to", metavar="ADDRESS|NICKNAME", help="the printer (default: the one with the hint)")
+    printer.add_argument("--timeout", type=float, default=30.0, help="seconds any one step may take (default 30)")
+    printer.add_argument("--json", action="store_true",
+                         help="print the summary as one JSON object at the end (progress goes to stderr)")
+    printer.set_defaults(func=cmd_print)
 
 
 BUILTIN_RECEIVER_HINT = (
@@ -144,6 +161,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
     iface = None
     try:
         with transfer_errors():
+            if args.irlpt:
+                return _receive_print_jobs(args, root, log)
             if args.tcp_listen:
                 listener = transfer.tcp_listener(args.tcp_listen)
                 host, port = listener.getsockname()[:2]
@@ -165,4 +184,68 @@ def cmd_receive(args: argparse.Namespace) -> int:
         if iface is not None:
             detach(iface)
     log(f"{count} file(s) received")
+    return EXIT_OK
+
+
+def _receive_print_jobs(args: argparse.Namespace, root: Path, log) -> int:
+    """``irda receive --irlpt``: an IrLPT sink storing each job in ``root``."""
+    from irsock.apps import irlpt
+
+    if args.tcp_listen or args.browse or args.allow_delete:
+        raise CliError("--irlpt takes none of --tcp-listen, --browse, --allow-delete")
+    jobs = []
+
+    def report(job) -> None:
+        jobs.append(job)
+        print(json.dumps(job.as_dict()) if args.json else
+              f"job {job.path.name}: {job.size} bytes from {job.peer}" + ("" if job.complete else " (incomplete)"),
+              flush=True)
+
+    iface = attach(args)
+    try:
+        listener = irlpt.irlpt_listener(iface)
+        log(f"IrLPT printer {root} on 0x{iface.address:08x} {iface.nickname!r} ({iface.port}); Ctrl-C stops")
+        listener.settimeout(0.5)
+        with listener:
+            try:
+                irlpt.serve_jobs(listener, root, once=args.once, report=report, log=log,
+                                 limit=args.max_size or irlpt.JOB_LIMIT)
+            except KeyboardInterrupt:
+                log("stopped")
+    finally:
+        detach(iface)
+    log(f"{len(jobs)} print job(s) received")
+    return EXIT_OK
+
+
+def cmd_print(args: argparse.Namespace) -> int:
+    from irsock.apps import irlpt, transfer
+
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    with transfer_errors():
+        [path] = transfer.check_files([args.file])
+        iface = attach(args, builtin=("printer", "an emulated printer"))
+        try:
+            with irlpt.printer_socket(iface) as sock:
+                sock.settimeout(args.timeout)
+                device = transfer.choose_device(sock, args.to, log=say, kind="Printer",
+                                                hint="check that the printer is on and its infrared port faces ours")
+                say(f"printing to {transfer.describe_device(device)}")
+                summary = irlpt.print_file(sock, device.address, path, line_rate=lambda: transfer.line_rate(iface),
+                                           out=out,
+                                           timeout=args.timeout)
+        finally:
+            detach(iface)
+    if args.json:
+        print(json.dumps({"file": str(path), "bytes": summary.bytes, "seconds": round(summary.seconds, 4),
+                          "bytes_per_s": round(summary.rate, 1), "line_rate": summary.line_rate,
+                          "efficiency": None if summary.efficiency is None else round(summary.efficiency, 4)}))
+    else:
+        efficiency = "" if summary.efficiency is None else f", {summary.efficiency:.0%} of the line rate"
+        say(f"printed {path.name}: {summary.bytes} bytes in {summary.seconds:.2f} s "
+            f"({summary.rate:.0f} bytes/s{efficiency}); the printer's link acknowledged every byte")
     return EXIT_OK

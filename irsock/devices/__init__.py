@@ -27,6 +27,8 @@ PERSONALITIES = (
                 "a mobile phone: IrCOMM 9-wire with an AT command set (identity, phonebook, clock)"),
     Personality("dive", "irsock.devices.dive:dive_stack", "Aladin Smart Com", 0x0100,
                 "a Uwatec Smart Com dive computer: TinyTP on LSAP 1, its command set and a log of three dives"),
+    Personality("printer", "irsock.devices.printer:printer_stack", "irsock printer", 0x0800,
+                "an IrLPT printer: raw IrLMP on LSAP 3 (IAS IrLPT), each job kept"),
 )
 
 

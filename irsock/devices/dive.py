@@ -27,8 +27,8 @@ import struct
 from dataclasses import dataclass, field
 
 from irlap.station import Station
-from irsock.lmp.stack import IrLMP
-from irsock.ttp import TinyTP, TtpConnected, TtpDisconnected, TtpReadable
+from irsock.stack import DeviceStack
+from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
 
 DIVE_LSAP = 1
 NICKNAME = "Aladin Smart Com"
@@ -115,26 +115,24 @@ class SmartCom:
         return struct.pack("<I", len(newer) + 4) + newer  # 0xC4
 
 
-class DiveComputer(TinyTP):
+class DiveComputer(DeviceStack):
     """The computer's stack: TinyTP listening on LSAP 1 (not in IAS), one :class:`SmartCom` per connection."""
 
     def __init__(self, station: Station) -> None:
-        super().__init__(IrLMP(station))
+        super().__init__(station)
         self.listen(DIVE_LSAP)
         self.sessions: dict[tuple[int, int], SmartCom] = {}
 
-    def _process(self, now: float) -> None:
-        super()._process(now)
-        for event in list(self._events):
-            if isinstance(event, TtpConnected) and event.incoming:
-                self.sessions[event.conn] = SmartCom()
-            elif isinstance(event, TtpDisconnected):
-                self.sessions.pop(event.conn, None)
-            elif isinstance(event, TtpReadable) and event.conn in self.sessions:
-                reply = self.sessions[event.conn].feed(self.recv(event.conn, None, now))
-                connection = self.connections.get(event.conn)
-                if reply and connection is not None and connection.open:
-                    self.send(event.conn, reply, now)
+    def on_event(self, event: object, now: float) -> None:
+        if isinstance(event, TtpConnected) and event.incoming:
+            self.sessions[event.conn] = SmartCom()
+        elif isinstance(event, TtpDisconnected):
+            self.sessions.pop(event.conn, None)
+        elif isinstance(event, TtpReadable) and event.conn in self.sessions:
+            reply = self.sessions[event.conn].feed(self.recv(event.conn, None, now))
+            connection = self.connections.get(event.conn)
+            if reply and connection is not None and connection.open:
+                self.send(event.conn, reply, now)
 
 
 def dive_stack(station: Station) -> DiveComputer:

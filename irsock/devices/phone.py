@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from irlap.station import Station
 from irsock import ircomm as I
 from irsock.lmp import pdu as P
-from irsock.lmp.stack import IrLMP
-from irsock.ttp import TinyTP, TtpConnected, TtpDisconnected, TtpReadable
+from irsock.stack import DeviceStack
+from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
 
 IRCOMM_LSAP = 0x05
 MANUFACTURER = "irsock"
@@ -250,7 +250,7 @@ def _split(body: str) -> list[str]:
     return commands or [""]
 
 
-class PhoneDevice(TinyTP):
+class PhoneDevice(DeviceStack):
     """The phone's stack: an IrCOMM DCE on TinyTP (IAS ``IrDA:IrCOMM``), each connection with its modem.
 
     Everything runs inside the stack, on the engine thread: data received is read at once, its control part
@@ -258,23 +258,21 @@ class PhoneDevice(TinyTP):
     """
 
     def __init__(self, station: Station) -> None:
-        super().__init__(IrLMP(station))
+        super().__init__(station)
         self.listen(IRCOMM_LSAP)
         self.lmp.ias.set(I.IAS_CLASS, "IrDA:TinyTP:LsapSel", P.IasValue.of_int(IRCOMM_LSAP))
         self.lmp.ias.set(I.IAS_CLASS, I.IAS_PARAMETERS,
                          P.IasValue.of_octets(I.ias_parameters(I.SERVICE_9WIRE | I.SERVICE_3WIRE)))
         self.sessions: dict[tuple[int, int], tuple[I.IrCommChannel, AtPhone]] = {}
 
-    def _process(self, now: float) -> None:
-        super()._process(now)
-        for event in list(self._events):
-            if isinstance(event, TtpConnected) and event.incoming:
-                channel = I.IrCommChannel(dte=False, services=I.SERVICE_9WIRE | I.SERVICE_3WIRE)
-                self.sessions[event.conn] = (channel, AtPhone())
-            elif isinstance(event, TtpDisconnected):
-                self.sessions.pop(event.conn, None)
-            elif isinstance(event, TtpReadable) and event.conn in self.sessions:
-                self._serve(event.conn, now)
+    def on_event(self, event: object, now: float) -> None:
+        if isinstance(event, TtpConnected) and event.incoming:
+            channel = I.IrCommChannel(dte=False, services=I.SERVICE_9WIRE | I.SERVICE_3WIRE)
+            self.sessions[event.conn] = (channel, AtPhone())
+        elif isinstance(event, TtpDisconnected):
+            self.sessions.pop(event.conn, None)
+        elif isinstance(event, TtpReadable) and event.conn in self.sessions:
+            self._serve(event.conn, now)
 
     def _serve(self, conn_id: tuple[int, int], now: float) -> None:
         channel, modem = self.sessions[conn_id]
