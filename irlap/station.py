@@ -133,11 +133,15 @@ class DiscoveredDevice:
 
 @dataclass(frozen=True)
 class Discovered:
-    """Our discovery round ended; ``devices`` answered it. ``started`` is when its first XID went out."""
+    """Our discovery round ended; ``devices`` answered it. ``started`` is when its first XID went out.
+
+    ``garbled``: energy without a good frame was heard in some slot (two answers colliding, or noise), so a
+    device may have answered unheard; a round without it heard every answer there was."""
 
     devices: tuple[DiscoveredDevice, ...]
     started: float
     conflict: bool = False
+    garbled: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ class _Discovery:
     found: dict[int, DiscoveredDevice] = field(default_factory=dict)
     conflict: bool = False
     extensions: int = 0
+    garbled: bool = False  # a slot ended with energy and no good frame after it
 
 
 @dataclass
@@ -575,6 +580,7 @@ class Station:
             self._start("slot", now + SLOT_EXTENSION)
             return
         d.extensions = 0
+        d.garbled = d.garbled or self._frame_arriving()  # energy that never became a good frame
         d.slot += 1
         if d.slot < d.slots:
             self._send_xid_slot(now)
@@ -586,7 +592,11 @@ class Station:
         self._discovery = None
         for device in d.found.values():
             self._remember(device, now)
-        self._events.append(Discovered(tuple(d.found.values()), d.started, conflict=self._pending_conflict))
+        self._events.append(Discovered(tuple(d.found.values()), d.started, conflict=self._pending_conflict,
+                                       garbled=d.garbled))
+        # IrLAP 6.13.4: a completed discovery clears media busy. The answers we just heard were to us; waiting
+        # 500 ms after the last of them before a connect would only add latency (Linux clears it too).
+        self._busy_until = min(self._busy_until, now)
         self._run_pending(now)
 
     def _on_broadcast(self, frame: F.Frame, now: float) -> None:

@@ -808,3 +808,42 @@ def test_a_silent_device_still_fails_after_three_tries():
         snrms += frames_out(p)
     assert len(snrms) == 3
     assert p.take_events() == [Disconnected(DisconnectReason.CONNECT_FAILED, B)]
+
+
+# --- discovery: what the round tells, and the media after it ------------------------------------------------
+def run_round(st: Station, slots: int, heard: dict[int, bytes | None]) -> Discovered:
+    """One discovery round of ``st``; ``heard[slot]`` is a frame arriving in that slot (None: energy only)."""
+    st.discover(slots, now=0.0)
+    st.take_output()
+    for slot in range(slots):
+        start = slot * SLOT_TIMEOUT
+        if slot in heard:
+            st.sense(now=start + 0.02)
+            if heard[slot] is not None:
+                st.receive(heard[slot], now=start + 0.03)
+        now = start + SLOT_TIMEOUT
+        while st.next_deadline() is not None and st.next_deadline() <= now + 0.05 and st.state == State.QUERY:
+            now = st.next_deadline()
+            st.handle_timer(now)
+    [event] = [e for e in st.take_events() if isinstance(e, Discovered)]
+    return event
+
+
+def test_a_round_with_only_good_answers_is_clean_and_garbage_marks_it():
+    answer = F.XIDResponse(source=B, dest=A, slots=6, slot=2, info=F.DiscoveryInfo.make("peer")).to_bytes()
+    clean = run_round(station(), 6, {2: answer})
+    assert [d.address for d in clean.devices] == [B] and not clean.garbled
+    collided = run_round(station(), 6, {1: None, 2: answer})  # energy in slot 1 that never made a frame
+    assert [d.address for d in collided.devices] == [B] and collided.garbled
+
+
+def test_a_connect_right_after_discovery_does_not_wait_for_media_busy():
+    """IrLAP 6.13.4: the answers to our own round leave the medium free for our SNRM at once."""
+    st = station()
+    answer = F.XIDResponse(source=B, dest=A, slots=6, slot=5, info=F.DiscoveryInfo.make("peer")).to_bytes()
+    run_round(st, 6, {5: answer})
+    end = 6 * SLOT_TIMEOUT
+    st.take_output()
+    st.connect(B, now=end + 0.001)
+    [snrm] = frames_out(st)
+    assert isinstance(snrm, F.SNRM)

@@ -161,6 +161,20 @@ def test_choose_device_by_hint_by_name_and_ambiguity(medium):
             transfer.choose_device(sock, "nobody", rounds=2)
 
 
+def test_one_clean_round_is_enough_to_choose_the_only_obex_device(medium):
+    """Without the interface, a second round is run for hidden colliders; with it, a round that heard nothing
+    garbled is trusted (the time to the first byte of irda send)."""
+    sender = medium("sender")
+    inbox = medium("inbox", hints=transfer.OBEX_HINTS)
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        before = sender.discovery_rounds
+        assert transfer.choose_device(sock).address == inbox.address
+        assert sender.discovery_rounds - before == 2
+        before = sender.discovery_rounds
+        assert transfer.choose_device(sock, iface=sender).address == inbox.address
+        assert sender.discovery_rounds - before == 1 and not sender.last_round.garbled
+
+
 def test_no_obex_device_says_what_was_seen(medium):
     sender = medium("sender")
     medium("printer", hints=0x0408)

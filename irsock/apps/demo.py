@@ -71,7 +71,7 @@ def run_demo(size: int = DEFAULT_SIZE, pcap: Path | None = None, out: TextIO | N
                 say("discovery:")
                 with sender.socket(C.AF_IRDA, C.SOCK_STREAM) as sock:
                     sock.settimeout(30)
-                    device = choose_device(sock, log=lambda text: say("  " + text))
+                    device = choose_device(sock, log=lambda text: say("  " + text), iface=sender)
                     say(f"pushing to 0x{device.address:08x} {device.name!r}")
                     connect_obex(sock, device.address, log=lambda text: say("  " + text))
                     summary = push_files(sock, [source], rate=line_rate(sender), out=out, tty=tty)

@@ -222,11 +222,13 @@ RECEIVER_HINT = "name one with --to ADDRESS|NICKNAME, or check that the receiver
 
 def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
                   log: Callable[[str], None] = lambda _text: None, hint: str = RECEIVER_HINT,
-                  kind: str = "OBEX") -> net.IrdaDevice:
+                  kind: str = "OBEX", iface: net.Interface | None = None) -> net.IrdaDevice:
     """The device to talk to: the one named by ``to`` (address or nickname), else the one with the hint bit
     ``kind`` (a hint word: OBEX, IrCOMM, Printer...).
 
-    Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round.
+    Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round:
+    one device with the hint is taken after a second round, or after the first when ``iface`` (the socket's
+    interface) says that round heard nothing garbled, so no second device can have been hidden.
     Several such devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen
     and ends, for none, with ``hint`` (what to check).
     """
@@ -243,7 +245,8 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
                 return named[0]
             continue
         candidates = [d for d in seen.values() if kind in d.hint_words]
-        if len(candidates) == 1 and _round >= 1:  # a second round gives hidden colliders a chance
+        clean = iface is not None and iface.last_round is not None and not iface.last_round.garbled
+        if len(candidates) == 1 and (_round >= 1 or clean):  # a second round gives hidden colliders a chance
             return candidates[0]
         if len(candidates) > 1:
             break

@@ -112,7 +112,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             try:
                 with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
                     sock.settimeout(args.timeout)
-                    device = transfer.choose_device(sock, args.to, log=say, hint=_receiver_hint(iface))
+                    device = transfer.choose_device(sock, args.to, log=say, hint=_receiver_hint(iface), iface=iface)
                     say(f"pushing to {transfer.describe_device(device)}")
                     transfer.connect_obex(sock, device.address, log=say)
                     summary = transfer.push_files(sock, files, rate=transfer.line_rate(iface), out=out,
@@ -232,7 +232,7 @@ def cmd_print(args: argparse.Namespace) -> int:
         try:
             with irlpt.printer_socket(iface) as sock:
                 sock.settimeout(args.timeout)
-                device = transfer.choose_device(sock, args.to, log=say, kind="Printer",
+                device = transfer.choose_device(sock, args.to, log=say, kind="Printer", iface=iface,
                                                 hint="check that the printer is on and its infrared port faces ours")
                 say(f"printing to {transfer.describe_device(device)}")
                 summary = irlpt.print_file(sock, device.address, path, line_rate=lambda: transfer.line_rate(iface),

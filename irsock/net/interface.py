@@ -64,6 +64,7 @@ class Interface:
         self.test_results: deque[TestResult] = deque(maxlen=64)  # TEST echoes, for ping
         self.failure: str | None = None
         self.discovery_rounds = 0
+        self.last_round: Discovered | None = None  # our latest discovery round (``garbled``: answers may be lost)
         self.runtime = LinkRuntime(port, dongle=dongle, nickname=nickname, hints=hints, address=address,
                                    stack=full_stack, on_event=self._on_event, trace=trace,
                                    qos=qos)
@@ -136,6 +137,7 @@ class Interface:
                     _keep(self.ias_results, event.query, event, KEPT_IAS_RESULTS)
                 case Discovered():
                     self.discovery_rounds += 1
+                    self.last_round = event
                     for device in event.devices:
                         self._seen(device)
                 case DiscoveryIndication():
