@@ -88,6 +88,13 @@ class TtpReadable:
 
 
 @dataclass(frozen=True)
+class TtpWritable:
+    """PDUs of this connection went down to IrLMP: its send queue has room again (a writer may go on)."""
+
+    conn: ConnId
+
+
+@dataclass(frozen=True)
 class TtpDisconnected:
     conn: ConnId
     reason: P.DisconnectReason
@@ -417,6 +424,7 @@ class TinyTP:
         if conn.ended or not conn.open or conn.id not in self.lmp.connections or not self.lmp.link_up:
             return
         # the peer may send as many PDUs as our buffer has room for: grant what the reader freed
+        queued = len(conn.tx_segments)
         while conn.tx_segments and conn.tx_credit > 0 and self.lmp.queued(conn.local, conn.remote) < LMP_QUEUE_DEPTH:
             payload, more = conn.tx_segments.popleft()
             give = min(conn.to_return, P.TTP_MAX_CREDIT)
@@ -425,6 +433,8 @@ class TinyTP:
             conn.tx_credit -= 1
             conn.sent_pdus += 1
             self.lmp.send(conn.local, conn.remote, P.build_ttp_data(payload, give, more), now)
+        if len(conn.tx_segments) < queued:
+            self._events.append(TtpWritable(conn.id))
         if conn.to_return and (conn.to_return >= self.credit_threshold or conn.rx_granted == 0):
             give = min(conn.to_return, P.TTP_MAX_CREDIT)
             conn.to_return -= give

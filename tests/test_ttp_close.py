@@ -130,3 +130,22 @@ def test_lsaps_of_closed_connections_are_freed():
             b.call("close", peer)
         sim.run(until=sim.now + 1)
         assert conn not in a.station.connections
+
+
+def test_pdus_leaving_the_send_queue_are_announced_so_a_blocked_writer_wakes():
+    """Each time queued PDUs go down to IrLMP (credit came back, the link took them) TinyTP says so: the
+    socket layer wakes a writer waiting for room on it instead of leaving it to its own polling."""
+    from irsock.ttp import TtpWritable
+
+    sim, a, b, conn, peer = connected()
+    a.call("send", conn, bytes(40_000))  # beyond B's credit: most of it waits in A's queue
+    queued = a.station.pending(conn)
+    assert queued > 0
+    announced = len(events(a, TtpWritable))
+    for step in range(40):
+        sim.run(until=2 + step * 0.5)
+        b.station.recv(peer, 40_000, sim.now)  # B reads: credit goes back, A's queue drains
+        b.pump()
+    assert a.station.pending(conn) == 0
+    writable = events(a, TtpWritable)
+    assert len(writable) > announced and {e.conn for e in writable} == {conn}

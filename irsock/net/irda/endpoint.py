@@ -34,6 +34,10 @@ from irsock.net.irda import options
 from irsock.net.values import option_name
 from irsock.ttp import TtpConnected, TtpDisconnected, TtpError
 
+#: The longest a blocked call sleeps before it looks again by itself. The stack wakes it on every event that
+#: can change its answer (data, room to send, the end), so this only bounds the cost of a missed wake-up.
+WAIT_SLICE = 0.05
+
 
 class IrdaEndpoint:
     """AF_IRDA socket state shared by every type; the public methods are called by :class:`irsock.socket`."""
@@ -50,7 +54,8 @@ class IrdaEndpoint:
         self.local_lsap: int | None = None
         self.name: str | None = None
         self.listening = False
-        self.raw = False  # IRLMP_IRLPT_MODE / IRLMP_EXCLUSIVE_MODE: IrLMP without TinyTP
+        self.raw = ""  # IrLMP without TinyTP: paths.RAW_IRLPT (IRLMP_IRLPT_MODE) or RAW_EXCLUSIVE (EXCLUSIVE_MODE)
+        self.sharp = False  # IRLMP_SHARP_MODE: a link the peer drops under an open connection is its orderly close
         self.max_sdu = 0xFFFFFFFF if type_ == C.SOCK_SEQPACKET else 0
         self.peer_max_sdu = 0
         self.connected = False
@@ -104,13 +109,18 @@ class IrdaEndpoint:
             case TtpDisconnected() | LmpDisconnected():
                 detail = getattr(event, "detail", "")
                 words = event.reason.name.lower().replace("_", " ")
+                reason = event.reason
+                if self.sharp and self.connected and reason == P.DisconnectReason.UNEXPECTED_LAP_DISCONNECT:
+                    # Windows CE's Sharp mode: Zaurus-style devices end a connection by dropping the IrLAP link
+                    # without an IrLMP Disconnect; read that as their orderly close (EOF after the data)
+                    reason = P.DisconnectReason.USER_REQUEST
                 if not self.connected:
                     self.error = f"refused: {words}" + (f" ({detail})" if detail else "")
                 self.eof = True
                 self.connected = False
-                self.disconnect_reason = event.reason
+                self.disconnect_reason = reason
                 # an orderly close (ours or the peer's) is EOF after the data; anything else is a reset
-                if event.reason != P.DisconnectReason.USER_REQUEST and self.error is None:
+                if reason != P.DisconnectReason.USER_REQUEST and self.error is None:
                     self.error = detail or f"the peer ended the connection: {words}"
             case _:
                 self.on_data_event(event)
@@ -136,7 +146,7 @@ class IrdaEndpoint:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise timed_out(f"timed out {what}")
-                cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+                cond.wait(WAIT_SLICE if remaining is None else min(remaining, WAIT_SLICE))
 
     def _call(self, fn: Callable[[Any, float], Any]) -> Any:
         """Run ``fn(stack, now)`` on the engine thread; the stack's complaints come back as OSErrors."""
