@@ -23,8 +23,9 @@ class Personality:
 PERSONALITIES = (
     Personality("echo", "irsock.stack:virtual_device_stack", "virtual", 0x8404,
                 "a computer with a TinyTP echo service (IAS Echo and IrDA:IrCOMM)"),
-    Personality("phone", "irsock.devices.phone:phone_stack", "irsock phone", 0x9005,
-                "a mobile phone: IrCOMM 9-wire with an AT command set (identity, phonebook, clock)"),
+    Personality("phone", "irsock.devices.phone:phone_stack", "irsock phone", 0x9025,
+                "a mobile phone: IrCOMM 9-wire with an AT command set (identity, phonebook, clock), an OBEX inbox "
+                "and IrMC objects (telecom/pb.vcf)"),
     Personality("dive", "irsock.devices.dive:dive_stack", "Aladin Smart Com", 0x0100,
                 "a Uwatec Smart Com dive computer: TinyTP on LSAP 1, its command set and a log of three dives"),
     Personality("printer", "irsock.devices.printer:printer_stack", "irsock printer", 0x0800,

@@ -4,7 +4,11 @@
 :class:`AtPhone` is the modem (bytes in, bytes out, no I/O): echo, V.250 result codes, ``+CMEE`` error
 reporting, identity (``ATI``, ``+CGMI/+CGMM/+CGMR/+CGSN``, ``+CIMI``), character sets (``+CSCS``), a phonebook
 (``+CPBS``, ``+CPBR``), the clock (``+CCLK``), battery and signal (``+CBC``, ``+CSQ``). :class:`PhoneDevice` is
-the virtual device's stack: TinyTP with an IrCOMM DCE on its LSAP, feeding the modem.
+the virtual device's stack: TinyTP with an IrCOMM DCE on its LSAP, feeding the modem, and an OBEX server on
+another (IAS ``OBEX`` and ``OBEX:IrXfer``): an inbox for pushed objects (business cards, appointments, any file)
+kept in memory, the owner's business card as the inbox's default object, and the IrMC objects (``IRMC-SYNC``:
+``telecom/pb.vcf``, ``telecom/pb/info.log``, ``telecom/cal.vcs``, ``telecom/devinfo.txt``). One phonebook serves
+``AT+CPBR`` and ``telecom/pb.vcf`` alike.
 """
 
 from __future__ import annotations
@@ -15,11 +19,19 @@ from dataclasses import dataclass, field
 
 from irlap.station import Station
 from irsock import ircomm as I
+from irsock.devices import irmc
+from irsock.devices.objects import MemoryInbox, ObjectServer, ObjectSession, Refused
 from irsock.lmp import pdu as P
+from irsock.obex import IAS_CLASSES as OBEX_IAS_CLASSES
+from irsock.obex.packets import FORBIDDEN, ObexError, PacketReader
 from irsock.stack import DeviceStack
-from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
+from irsock.ttp import ConnId, TtpConnected, TtpDisconnected, TtpReadable
 
 IRCOMM_LSAP = 0x05
+OBEX_LSAP = 0x06
+OBEX_SESSIONS = 4  # OBEX connections served at once; one more is closed at once
+OBEX_BACKLOG = 2  # responses (of the largest size) queued for a peer before its requests are left unread
+OWNER = ("Phone Owner", "+491700000006")  # the owner's business card (N, TEL): made up
 MANUFACTURER = "irsock"
 MODEL = "IR-Phone 2004"
 REVISION = "V 1.04 emulated"
@@ -251,10 +263,12 @@ def _split(body: str) -> list[str]:
 
 
 class PhoneDevice(DeviceStack):
-    """The phone's stack: an IrCOMM DCE on TinyTP (IAS ``IrDA:IrCOMM``), each connection with its modem.
+    """The phone's stack: an IrCOMM DCE on TinyTP (IAS ``IrDA:IrCOMM``), each connection with its modem, and an
+    OBEX server on TinyTP (IAS ``OBEX``, ``OBEX:IrXfer``) with the inbox and the IrMC objects.
 
     Everything runs inside the stack, on the engine thread: data received is read at once, its control part
-    applied (answers sent back in the same turn), its user data fed to the connection's modem.
+    applied (answers sent back in the same turn), its user data fed to the connection's modem; OBEX requests
+    are answered as they complete, while the answers already queued for that peer stay few.
     """
 
     def __init__(self, station: Station) -> None:
@@ -264,15 +278,40 @@ class PhoneDevice(DeviceStack):
         self.lmp.ias.set(I.IAS_CLASS, I.IAS_PARAMETERS,
                          P.IasValue.of_octets(I.ias_parameters(I.SERVICE_9WIRE | I.SERVICE_3WIRE)))
         self.sessions: dict[tuple[int, int], tuple[I.IrCommChannel, AtPhone]] = {}
+        self.books = default_phonebooks()  # what AT+CPBR reads and telecom/pb.vcf is made of
+        self.book_size = AtPhone.size
+        self.inbox = MemoryInbox()
+        self.obex = ObjectServer(self.inbox, {b"": self._inbox_object, irmc.IRMC_TARGET: self._irmc_object})
+        self.listen(OBEX_LSAP)
+        for service in OBEX_IAS_CLASSES:
+            self.lmp.ias.set(service, "IrDA:TinyTP:LsapSel", P.IasValue.of_int(OBEX_LSAP))
+        self.obex_sessions: dict[ConnId, tuple[PacketReader, ObjectSession]] = {}
 
     def on_event(self, event: object, now: float) -> None:
-        if isinstance(event, TtpConnected) and event.incoming:
+        if isinstance(event, TtpConnected) and event.incoming and event.conn[0] == OBEX_LSAP:
+            if len(self.obex_sessions) >= OBEX_SESSIONS:
+                self.close(event.conn, now)
+                return
+            self.obex_sessions[event.conn] = (PacketReader(self.obex.mtu), self.obex.session(event.device))
+        elif isinstance(event, TtpConnected) and event.incoming:
             channel = I.IrCommChannel(dte=False, services=I.SERVICE_9WIRE | I.SERVICE_3WIRE)
-            self.sessions[event.conn] = (channel, AtPhone())
+            self.sessions[event.conn] = (channel, AtPhone(books=self.books, size=self.book_size))
         elif isinstance(event, TtpDisconnected):
             self.sessions.pop(event.conn, None)
+            if self.obex_sessions.pop(event.conn, None) is not None:
+                self.close(event.conn, now)  # requests left unread are dropped: TinyTP may forget the connection
         elif isinstance(event, TtpReadable) and event.conn in self.sessions:
             self._serve(event.conn, now)
+        elif isinstance(event, TtpReadable) and event.conn in self.obex_sessions:
+            self._serve_obex(event.conn, now)
+
+    def _process(self, now: float) -> None:
+        super()._process(now)
+        # requests left unread while answers were queued: their turn comes as the answers leave
+        for conn_id in list(self.obex_sessions):
+            connection = self.connections.get(conn_id)
+            if connection is not None and connection.rx_units:
+                self._serve_obex(conn_id, now)
 
     def _serve(self, conn_id: tuple[int, int], now: float) -> None:
         channel, modem = self.sessions[conn_id]
@@ -290,6 +329,50 @@ class PhoneDevice(DeviceStack):
             return
         for piece in I.split_data(bytes(replies), self.lmp.max_data() - 1, answer):
             self.send(conn_id, piece, now)
+
+    def _serve_obex(self, conn_id: ConnId, now: float) -> None:
+        """Answer the requests that are complete, reading no further than the packet under way: a peer that
+        sends without waiting for answers is held back by TinyTP's credit, not queued for here."""
+        reader, session = self.obex_sessions[conn_id]
+        while self.pending(conn_id) <= OBEX_BACKLOG * self.obex.mtu:
+            connection = self.connections.get(conn_id)
+            if connection is None or not connection.open or connection.closing:
+                return
+            data = self.recv(conn_id, reader.wanted(), now)
+            if not data:
+                return
+            try:
+                packet = reader.feed(data)
+            except ObexError:
+                self.obex_sessions.pop(conn_id, None)
+                self.close(conn_id, now)  # out of step: nothing sensible can follow on this stream
+                return
+            if packet is not None:
+                self.send(conn_id, session.handle(packet), now)
+
+    # --- what the OBEX services hand out ------------------------------------------------------------------
+    def phonebook_entries(self, memory: str = "ME") -> list[tuple[str, str]]:
+        """(name, number) of each used location of a phonebook, in location order: what AT+CPBR lists."""
+        book = self.books.get(memory, {})
+        return [(book[index].name, book[index].number) for index in sorted(book)]
+
+    def _inbox_object(self, name: str, mime: str) -> bytes | None:
+        """The inbox hands out one object: the owner's business card, asked for by type without a name."""
+        if not name and mime.lower() == irmc.VCARD_TYPE:
+            return irmc.vcard(*OWNER).encode("utf-8")
+        raise Refused(FORBIDDEN, "the inbox only takes objects (IrMC objects: CONNECT with Target IRMC-SYNC)")
+
+    def _irmc_object(self, name: str, mime: str) -> bytes | None:
+        entries = self.phonebook_entries()
+        if name == irmc.PHONEBOOK:
+            return irmc.phonebook(OWNER, entries)
+        if name == irmc.PHONEBOOK_INFO:
+            return irmc.info_log(len(entries), self.book_size)
+        if name == irmc.CALENDAR:
+            return irmc.calendar()
+        if name == irmc.DEVINFO:
+            return irmc.devinfo(MANUFACTURER, MODEL, IMEI)
+        return None
 
 
 def phone_stack(station: Station) -> PhoneDevice:

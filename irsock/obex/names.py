@@ -56,17 +56,24 @@ def _cap(name: str) -> str:
     return cut + dot + ext
 
 
+def numbered(name: str, counter: int) -> str:
+    """``name`` itself for 0, else ``name (counter).ext``: how a taken name is made new, on disk or in a
+    device's memory alike."""
+    if counter == 0:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    return f"{stem} ({counter}){dot}{ext}"
+
+
 def reserve_unique(directory: Path, name: str) -> Path:
     """Create an empty file ``name`` in ``directory`` (or ``name (1).ext``, ...) atomically; its path.
 
     O_EXCL makes the choice race free: a name another writer took in between is skipped, never overwritten.
     """
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, ext = name, "", ""
     for counter in range(0, 10000):
-        candidate = name if counter == 0 else f"{stem} ({counter}){dot}{ext}"
-        path = directory / candidate
+        path = directory / numbered(name, counter)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:

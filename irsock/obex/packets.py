@@ -266,6 +266,45 @@ def _read_exactly(sock, count: int, allow_eof: bool = False) -> bytes | None:
     return b"".join(chunks)
 
 
+class PacketReader:
+    """Whole packets out of a byte stream, without I/O: for a server that gets its bytes from elsewhere
+    (an emulated device inside the engine). It holds at most one packet: :meth:`wanted` says how many more
+    bytes complete it, so the caller reads no further than that and the peer's data waits below.
+    """
+
+    def __init__(self, limit: int = MAX_PACKET) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+
+    def wanted(self) -> int:
+        """Bytes still missing from the packet under way (3 for the header when none has begun)."""
+        if len(self._buffer) < 3:
+            return 3 - len(self._buffer)
+        return struct.unpack_from(">H", self._buffer, 1)[0] - len(self._buffer)
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Add at most :meth:`wanted` bytes; the packet once whole. An impossible length raises ObexError
+        (the stream is out of step and nothing sensible can follow)."""
+        if len(data) > self.wanted():
+            raise ObexError(f"{len(data)} bytes offered where the packet under way needs {self.wanted()}")
+        self._buffer += data
+        if len(self._buffer) >= 3:
+            length = struct.unpack_from(">H", self._buffer, 1)[0]
+            if length < 3:
+                raise ObexError(f"packet length {length} is below the 3-byte header: the stream is out of step")
+            if length > self.limit:
+                raise ObexError(f"packet of {length} bytes exceeds the {self.limit} bytes announced")
+            if len(self._buffer) == length:
+                packet, self._buffer = bytes(self._buffer), bytearray()
+                return packet
+        return None
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished packet held (0 between packets)."""
+        return len(self._buffer)
+
+
 def parse_time(value: object) -> float | None:
     """A Time header (ISO 8601 bytes, UTC with ``Z`` or local without; or the 4-byte form) as a POSIX time.
 
