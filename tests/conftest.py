@@ -50,6 +50,22 @@ def medium():
     b.close()
 
 
+@pytest.fixture
+def interfaces():
+    """``attach(nickname, **kwargs)``: interfaces on one fresh unpaced medium, closed after the test."""
+    name = f"ifaces-{uuid.uuid4().hex[:8]}"
+    made = []
+
+    def attach(nickname, **kwargs):
+        iface = irsock.attach(f"irsim://{name}?pace=0", nickname=nickname, **kwargs)
+        made.append(iface)
+        return iface
+
+    yield attach
+    for iface in made:
+        iface.close()
+
+
 @pytest.fixture(params=["irda", "inet"])
 def endpoints(request, medium):
     """(make a client socket, a bound+listening server socket, the address a client connects to)."""

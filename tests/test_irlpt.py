@@ -12,8 +12,6 @@ import sys
 import threading
 import uuid
 
-import pytest
-
 import irsock
 from irlap.emulator.virtual import devices_on
 from irsock.apps import irlpt
@@ -52,30 +50,21 @@ def test_print_without_a_printer_says_what_was_seen(tmp_path, capsys, monkeypatc
     assert "Printer" in err and "Traceback" not in err
 
 
-@pytest.fixture
-def medium():
-    name = f"lpt-{uuid.uuid4().hex[:8]}"
-    made = []
-
-    def attach(nickname, **kwargs):
-        iface = irsock.attach(f"irsim://{name}?pace=0", nickname=nickname, **kwargs)
-        made.append(iface)
-        return iface
-
-    yield attach
-    for iface in made:
-        iface.close()
-
-
-def test_irlpt_sink_stores_jobs_from_print_file(medium, tmp_path):
-    sink = medium("lpt-sink")
-    host = medium("host")
+def start_sink(interfaces, root):
+    """An IrLPT sink on a new interface serving one job into ``root``: (sink, host, listener, thread, jobs)."""
+    sink = interfaces("lpt-sink")
+    host = interfaces("host")
     listener = irlpt.irlpt_listener(sink)
     listener.settimeout(0.5)
     jobs = []
-    served = threading.Thread(target=irlpt.serve_jobs, args=(listener, tmp_path),
+    served = threading.Thread(target=irlpt.serve_jobs, args=(listener, root),
                               kwargs={"once": True, "report": jobs.append})
     served.start()
+    return sink, host, listener, served, jobs
+
+
+def test_irlpt_sink_stores_jobs_from_print_file(interfaces, tmp_path):
+    sink, host, listener, served, jobs = start_sink(interfaces, tmp_path)
     payload = tmp_path / "doc.ps"
     payload.write_bytes(os.urandom(50_000))
     with irlpt.printer_socket(host) as sock:
@@ -92,15 +81,8 @@ def test_irlpt_sink_stores_jobs_from_print_file(medium, tmp_path):
     listener.close()
 
 
-def test_a_job_cut_by_an_abort_is_kept_as_partial(medium, tmp_path):
-    sink = medium("lpt-sink")
-    host = medium("host")
-    listener = irlpt.irlpt_listener(sink)
-    listener.settimeout(0.5)
-    jobs = []
-    served = threading.Thread(target=irlpt.serve_jobs, args=(listener, tmp_path),
-                              kwargs={"once": True, "report": jobs.append})
-    served.start()
+def test_a_job_cut_by_an_abort_is_kept_as_partial(interfaces, tmp_path):
+    sink, host, listener, served, jobs = start_sink(interfaces, tmp_path)
     with irlpt.printer_socket(host) as sock:
         sock.settimeout(30)
         sock.connect((sink.address, "IrLPT"))

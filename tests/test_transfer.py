@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -131,18 +130,8 @@ def test_files_to_send_are_checked_first(tmp_path):
 
 
 @pytest.fixture
-def medium():
-    name = f"xfer-{uuid.uuid4().hex[:8]}"
-    made = []
-
-    def attach(nickname, **kwargs):
-        iface = irsock.attach(f"irsim://{name}?pace=0", nickname=nickname, **kwargs)
-        made.append(iface)
-        return iface
-
-    yield attach
-    for iface in made:
-        iface.close()
+def medium(interfaces):
+    return interfaces
 
 
 def test_choose_device_by_hint_by_name_and_ambiguity(medium):
