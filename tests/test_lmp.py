@@ -277,7 +277,8 @@ def test_hostile_peer_bogus_lsaps_access_mode_and_garbage():
     sim.run(until=2)
     station = a.station.station
     station.send(P.build_lmp(P.LmpData(0x33, 0x44, b"nobody")), sim.now)  # data on a closed LSAP
-    station.send(P.build_lmp(P.LmpControl(0x10, local, P.OP_ACCESS_MODE, 1)), sim.now)
+    station.send(P.build_lmp(P.LmpControl(0x10, local, P.OP_ACCESS_MODE, 1)), sim.now)  # no mode byte: dropped
+    station.send(P.build_access_mode(0x10, local, 7), sim.now)  # a mode nobody knows
     for junk in (b"", b"\x80", b"\xff\xff\xff\xff", b"\x00\x10\x84\xff" + b"A" * 300, bytes(range(40))):
         station.send(junk, sim.now)
     a.pump()
@@ -287,7 +288,9 @@ def test_hostile_peer_bogus_lsaps_access_mode_and_garbage():
     answers = [P.parse_lmp(f.info) for f in (F.parse(raw) for _t, raw in b.sent_frames)
                if isinstance(f, F.IFrame) and f.info]
     assert P.LmpControl(0x44, 0x33, P.OP_DISCONNECT, P.DisconnectReason.DATA_ON_DISCONNECTED_LSAP) in answers
-    assert P.LmpControl(local, 0x10, P.OP_ACCESS_MODE_CONFIRM, P.ACCESS_STATUS_UNSUPPORTED, b"\x01") in answers
+    assert P.LmpControl(local, 0x10, P.OP_ACCESS_MODE_CONFIRM, P.ACCESS_STATUS_UNSUPPORTED, b"\x07") in answers
+    assert not any(a.opcode == P.OP_ACCESS_MODE_CONFIRM and a.data == b"\x01" for a in answers
+                   if isinstance(a, P.LmpControl))
     assert b.station.station.connected and (0x10, local) in b.station.connections
     a.call("send", local, 0x10, b"still here")
     sim.run(until=5)

@@ -4,7 +4,8 @@ IrLMP rides in IrLAP I-frames (and UI frames for connectionless data):
 
 * data PDU ``DLSAP, SLSAP, data`` (bit 7 of the first byte clear);
 * control PDU ``0x80 | DLSAP, SLSAP, opcode, parameter[, user data]``: Connect (0x01),
-  Connect confirm (0x81), Disconnect (0x02, reason), Access mode (0x03 / 0x83);
+  Connect confirm (0x81), Disconnect (0x02, reason), Access mode request (0x03: reserved byte, mode) and
+  confirm (0x83: status, mode);
 * connectionless: ``DLSAP=0x70, SLSAP=0x70, PID, data``.
 
 IAS sits directly on an IrLMP connection to LSAP 0; TinyTP puts one header byte in front of each
@@ -32,7 +33,15 @@ OP_DISCONNECT = 0x02
 OP_ACCESS_MODE = 0x03
 OP_ACCESS_MODE_CONFIRM = 0x83
 
+# Access mode PDUs: ``0x80|DLSAP, SLSAP, 0x03 (request) / 0x83 (confirm), reserved / status, mode``
+ACCESS_MULTIPLEXED = 0x00
+ACCESS_EXCLUSIVE = 0x01
+ACCESS_STATUS_SUCCESS = 0x00
+ACCESS_STATUS_FAILURE = 0x01
 ACCESS_STATUS_UNSUPPORTED = 0xFF
+ACCESS_MODE_WORDS = {ACCESS_MULTIPLEXED: "multiplexed", ACCESS_EXCLUSIVE: "exclusive"}
+ACCESS_STATUS_WORDS = {ACCESS_STATUS_SUCCESS: "success", ACCESS_STATUS_FAILURE: "failure",
+                       ACCESS_STATUS_UNSUPPORTED: "unsupported"}
 
 
 class PduError(IrSockError, ValueError):
@@ -121,6 +130,19 @@ def build_lmp(pdu: LmpData | LmpControl) -> bytes:
     body = _CONTROL.build({"dlsap": pdu.dlsap, "slsap": pdu.slsap, "opcode": pdu.opcode,
                            "parameter": pdu.parameter, "data": bytes(pdu.data)})
     return bytes((body[0] | 0x80,)) + body[1:]
+
+
+def build_access_mode(dlsap: int, slsap: int, mode: int, status: int | None = None) -> bytes:
+    """An access mode request (``status`` None: the reserved byte is 0) or confirm (with ``status``)."""
+    if not 0 <= mode <= 0xFF:
+        raise ValueError("the access mode is one byte")
+    opcode = OP_ACCESS_MODE if status is None else OP_ACCESS_MODE_CONFIRM
+    return build_lmp(LmpControl(dlsap, slsap, opcode, 0 if status is None else status, bytes((mode,))))
+
+
+def access_mode_of(pdu: LmpControl) -> int | None:
+    """The mode byte of an access mode PDU (the first byte after the parameter); None when it is missing."""
+    return pdu.data[0] if pdu.data else None
 
 
 def parse_connectionless(data: bytes) -> LmpConnectionless:

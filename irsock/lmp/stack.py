@@ -10,7 +10,13 @@ the simulator and the real-time runtime drive it exactly as they drive a bare st
 * The IrLAP connection is opened by the first LSAP connection and closed after ``idle_timeout``
   once the last one is gone.
 * A Connect to an LSAP nobody listens on is answered with Disconnect "no LM-MUX client"; data for
-  an unknown connection with "data on disconnected LSAP"; access-mode requests with "unsupported".
+  an unknown connection with "data on disconnected LSAP".
+* Access modes: a connection may ask for exclusive mode (:meth:`IrLMP.request_access_mode`, or
+  ``connect(..., exclusive=True)``, which completes only once the peer granted it). Either side grants it only
+  to a connection that is alone on the link; while one holds it (or asks for it) every other connect, from
+  either side and IAS included, is refused, and the link returns to multiplexed mode on request or when that
+  connection ends. A request we cannot honour is answered with its status (failure, unsupported mode), never
+  by closing the connection it came on; a malformed one (no mode byte) is dropped.
   Such replies wait in one bounded queue (:data:`REPLY_QUEUE_LIMIT`, one per LSAP pair and kind):
   a peer that floods us while holding us in RNR makes us drop replies (counted in :attr:`IrLMP.stats`),
   never grow. IAS requests beyond :data:`PEER_QUEUE_LIMIT` queued answers are dropped the same way.
@@ -92,6 +98,12 @@ class LsapConnection:
     connect_delivered: bool = False
     settled_at_arm: int = 0
     unread: int = 0  # raw data handed up in LmpData events that the user has not consumed yet
+    # access modes: the mode we asked the peer for and await its confirm of; connect(exclusive=True) holds back
+    # the LmpConnectConfirm (and the peer's user data) until the peer granted exclusive mode
+    access_asked: int | None = None
+    exclusive_on_confirm: bool = False
+    confirm_data: bytes = b""
+    notified: bool = False  # the owner was already told the connection ended
 
     @property
     def key(self) -> tuple[int, int]:
@@ -134,6 +146,23 @@ class LmpDisconnected:
     reason: P.DisconnectReason
     user_data: bytes
     owner: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LmpAccessMode:
+    """The access mode of a connection changed, or our request for a change was answered.
+
+    ``mode`` is the mode the link is in now for this connection (``P.ACCESS_EXCLUSIVE`` or
+    ``P.ACCESS_MULTIPLEXED``); ``status`` the answer's (``P.ACCESS_STATUS_*``; success for a change the peer
+    asked for and we granted); ``by_peer`` says who asked."""
+
+    local: int
+    remote: int
+    mode: int
+    status: int
+    owner: str
+    by_peer: bool = False
     detail: str = ""
 
 
@@ -190,6 +219,8 @@ class IrLMP:
         self._hurry = False  # the idle link is to go as soon as it has drained (release_idle_link)
         self._closing_link = False  # we asked IrLAP to close the idle link
         self._holding = False  # the link is held busy for a raw reader that fell behind (RAW_RECEIVE_LIMIT)
+        #: the LSAP pair in exclusive mode, or asking for it (every other connect is refused meanwhile)
+        self.exclusive: tuple[int, int] | None = None
         self.stats = LmpStats()
 
     # --- driver interface ----------------------------------------------------------------------
@@ -256,18 +287,28 @@ class IrLMP:
         return self._peer
 
     def connect(self, local: int, device: int, remote: int, now: float, *, user_data: bytes = b"",
-                owner: str = "user") -> LsapConnection:
-        """Connect our LSAP ``local`` to ``remote`` on ``device``; opens the IrLAP link if needed."""
+                owner: str = "user", exclusive: bool = False) -> LsapConnection:
+        """Connect our LSAP ``local`` to ``remote`` on ``device``; opens the IrLAP link if needed.
+
+        ``exclusive``: once the peer confirmed, ask it for exclusive mode; the owner gets LmpConnectConfirm only
+        when it was granted, else LmpDisconnected (the connection is closed: it was wanted exclusive or not at
+        all, as Windows' IRLMP_EXCLUSIVE_MODE sockets do)."""
         if not 0 <= remote <= P.LSAP_MAX:
             raise LmpError(f"remote LSAP 0x{remote:02x} is not a connectable LSAP (0x00-0x6F)")
         if (local, remote) in self.connections:
             raise LmpError(f"LSAP 0x{local:02x} is already connected to 0x{remote:02x}")
+        if self.exclusive is not None:
+            raise LmpError(f"the link is in exclusive mode for LSAP 0x{self.exclusive[0]:02x}->"
+                           f"0x{self.exclusive[1]:02x}: no other connection until it ends or returns to multiplexed")
+        if exclusive and (others := self._others(None)):
+            raise LmpError(f"exclusive mode needs the link to itself: {others} other connection(s) use it")
         switch = self._peer is not None and self._peer != device and bool(self.connections or self.station.connected)
         if switch and any(not c.close_after_queue and c.device != device for c in self.connections.values()):
             raise LmpError(f"the link is in use by device 0x{self._peer:08x}; IrLAP connects to one device at a time")
         if len(user_data) > 60:
             raise LmpError("IrLMP connect user data is limited to 60 bytes")
         conn = LsapConnection(local, remote, device, ConnState.WAIT_LINK, bytes(user_data), owner, now)
+        conn.exclusive_on_confirm = exclusive
         self.connections[conn.key] = conn
         self._used_lsaps.add(local)
         self._timers[f"connect:{local}:{remote}"] = now + CONNECT_TIMEOUT
@@ -570,14 +611,141 @@ class IrLMP:
                     if call is not None:
                         for piece in call.start(self.max_data()):
                             conn.queue.append(P.build_lmp(P.LmpData(remote, local, piece)))
+                elif conn.exclusive_on_confirm:  # the owner hears of it once exclusive mode is granted
+                    conn.confirm_data = bytes(pdu.data)
+                    self._ask_access(conn, P.ACCESS_EXCLUSIVE, now)
                 else:
                     self._events.append(LmpConnectConfirm(local, remote, conn.device, pdu.data, conn.owner))
         elif pdu.opcode == P.OP_DISCONNECT:
             if conn is not None:
                 self._drop(conn, P.DisconnectReason.of(pdu.parameter), now, notify=True, user_data=pdu.data)
         elif pdu.opcode == P.OP_ACCESS_MODE:
-            self._reply(local, remote, P.OP_ACCESS_MODE_CONFIRM, P.ACCESS_STATUS_UNSUPPORTED, now,
-                        data=bytes((pdu.parameter,)))
+            self._on_access_request(local, remote, pdu, now)
+        elif pdu.opcode == P.OP_ACCESS_MODE_CONFIRM:
+            self._on_access_confirm(local, remote, pdu, now)
+
+    # --- access modes --------------------------------------------------------------------------------
+    def request_access_mode(self, local: int, remote: int, exclusive: bool, now: float) -> None:
+        """Ask the peer to put the link in exclusive mode for this connection, or back to multiplexed mode.
+
+        The answer comes as an :class:`LmpAccessMode` event (or a failure one after :data:`CONNECT_TIMEOUT`).
+        Raises LmpError when it cannot be asked: another connection uses the link or holds exclusive mode, the
+        connection is not open, already in the mode asked for, or waiting for the answer to an earlier request.
+        """
+        conn = self._conn(local, remote)
+        if conn.state != ConnState.OPEN or conn.close_after_queue:
+            raise LmpError(f"connection 0x{local:02x}->0x{remote:02x} is {conn.state.value}")
+        if conn.access_asked is not None:
+            raise LmpError("an access mode request of this connection is still waiting for its answer")
+        if exclusive:
+            if self.exclusive == conn.key:
+                raise LmpError("the connection is in exclusive mode already")
+            if self.exclusive is not None:
+                raise LmpError(f"LSAP 0x{self.exclusive[0]:02x}->0x{self.exclusive[1]:02x} holds exclusive mode")
+            if others := self._others(conn.key):
+                raise LmpError(f"exclusive mode needs the link to itself: {others} other connection(s) use it")
+        elif self.exclusive != conn.key:
+            raise LmpError("the connection is not in exclusive mode")
+        self._ask_access(conn, P.ACCESS_EXCLUSIVE if exclusive else P.ACCESS_MULTIPLEXED, now)
+
+    def _others(self, key: tuple[int, int] | None) -> int:
+        """LSAP connections other than ``key`` on the link (IAS ones too; not those whose Disconnect is queued,
+        nor those waiting for a link to another device)."""
+        return sum(1 for k, c in self.connections.items() if k != key and not c.close_after_queue
+                   and not (c.state == ConnState.WAIT_LINK and c.device != self._peer))
+
+    def _ask_access(self, conn: LsapConnection, mode: int, now: float) -> None:
+        """Send our access mode request; exclusive mode is held for the connection while it waits."""
+        if mode == P.ACCESS_EXCLUSIVE:
+            if self.exclusive not in (None, conn.key) or self._others(conn.key):
+                self._access_answered(conn, mode, P.ACCESS_STATUS_FAILURE, now, "other connections use the link here")
+                return
+            self.exclusive = conn.key
+        conn.access_asked = mode
+        conn.queue.append(P.build_access_mode(conn.remote, conn.local, mode))
+        self._timers[f"access:{conn.local}:{conn.remote}"] = now + CONNECT_TIMEOUT
+        self._pump(now)
+
+    def _access_answered(self, conn: LsapConnection, asked: int, status: int | None, now: float,
+                         detail: str = "") -> None:
+        """Our request for ``asked`` got ``status`` (None: no answer in time); tell the owner."""
+        granted = asked == P.ACCESS_EXCLUSIVE and status == P.ACCESS_STATUS_SUCCESS
+        if self.exclusive == conn.key and not granted:
+            self.exclusive = None  # refused, unanswered, or back to multiplexed (which cannot be refused)
+        if not detail and status is not None and status != P.ACCESS_STATUS_SUCCESS:
+            detail = f"the peer answered {P.ACCESS_STATUS_WORDS.get(status, f'status 0x{status:02x}')}"
+        if conn.exclusive_on_confirm:
+            conn.exclusive_on_confirm = False
+            if granted:
+                self._events.append(LmpConnectConfirm(conn.local, conn.remote, conn.device, conn.confirm_data,
+                                                      conn.owner))
+                return
+            # wanted exclusive or not at all: IrLMP ends the connection it made (LM-initiated)
+            reason = P.DisconnectReason.CLIENT_NOT_RESPONDING if status is None else P.DisconnectReason.LM_INITIATED
+            self._events.append(LmpDisconnected(conn.local, conn.remote, reason, b"", conn.owner,
+                                                f"exclusive mode not granted: {detail}"))
+            conn.notified = True
+            self.disconnect(conn.local, conn.remote, now, reason=reason)
+            return
+        mode = P.ACCESS_EXCLUSIVE if self.exclusive == conn.key else P.ACCESS_MULTIPLEXED
+        self._events.append(LmpAccessMode(conn.local, conn.remote, mode,
+                                          P.ACCESS_STATUS_FAILURE if status is None else status, conn.owner,
+                                          False, detail))
+
+    def _on_access_request(self, local: int, remote: int, pdu: P.LmpControl, now: float) -> None:
+        """The peer asks for a mode: granted, or answered with failure / unsupported; never a reason to close."""
+        mode = P.access_mode_of(pdu)
+        if mode is None:
+            return  # malformed (no mode byte): nothing to answer
+        conn = self.connections.get((local, remote))
+        if conn is None or conn.state != ConnState.OPEN:
+            # as for data: there is no such connection here (a half-open peer learns it)
+            self._reply(local, remote, P.OP_DISCONNECT, P.DisconnectReason.DATA_ON_DISCONNECTED_LSAP, now)
+            return
+
+        def answer(status: int, mode_now: int) -> None:
+            self._reply(local, remote, P.OP_ACCESS_MODE_CONFIRM, status, now, data=bytes((mode_now,)))
+
+        if mode == P.ACCESS_EXCLUSIVE:
+            if self.exclusive == conn.key:
+                answer(P.ACCESS_STATUS_SUCCESS, P.ACCESS_EXCLUSIVE)  # granted already, or both asked at once
+            elif self.exclusive is not None or self._others(conn.key):
+                answer(P.ACCESS_STATUS_FAILURE, P.ACCESS_MULTIPLEXED)
+            else:
+                self.exclusive = conn.key
+                answer(P.ACCESS_STATUS_SUCCESS, P.ACCESS_EXCLUSIVE)
+                self._events.append(LmpAccessMode(local, remote, P.ACCESS_EXCLUSIVE, P.ACCESS_STATUS_SUCCESS,
+                                                  conn.owner, True))
+        elif mode == P.ACCESS_MULTIPLEXED:
+            if self.exclusive == conn.key:
+                self.exclusive = None
+                answer(P.ACCESS_STATUS_SUCCESS, P.ACCESS_MULTIPLEXED)
+                asked, conn.access_asked = conn.access_asked, None
+                if asked is not None:  # we were asking for exclusive mode ourselves: the peer said no
+                    self._timers.pop(f"access:{local}:{remote}", None)
+                    self._access_answered(conn, asked, P.ACCESS_STATUS_FAILURE, now, "the peer asked for multiplexed")
+                else:
+                    self._events.append(LmpAccessMode(local, remote, P.ACCESS_MULTIPLEXED, P.ACCESS_STATUS_SUCCESS,
+                                                      conn.owner, True))
+            elif self.exclusive is None:
+                answer(P.ACCESS_STATUS_SUCCESS, P.ACCESS_MULTIPLEXED)  # multiplexed already
+            else:
+                answer(P.ACCESS_STATUS_FAILURE, P.ACCESS_MULTIPLEXED)  # another connection holds exclusive mode
+        else:
+            answer(P.ACCESS_STATUS_UNSUPPORTED, mode)
+
+    def _on_access_confirm(self, local: int, remote: int, pdu: P.LmpControl, now: float) -> None:
+        """The answer to our request; an unsolicited or malformed confirm is dropped."""
+        conn = self.connections.get((local, remote))
+        mode = P.access_mode_of(pdu)
+        if conn is None or conn.access_asked is None or mode is None:
+            return
+        asked, conn.access_asked = conn.access_asked, None
+        self._timers.pop(f"access:{local}:{remote}", None)
+        status = pdu.parameter
+        if asked == P.ACCESS_EXCLUSIVE and status == P.ACCESS_STATUS_SUCCESS and mode != P.ACCESS_EXCLUSIVE:
+            status = P.ACCESS_STATUS_FAILURE  # "success, multiplexed" is no grant
+        self._access_answered(conn, asked, status, now)
 
     def _on_connect(self, local: int, remote: int, user_data: bytes, now: float) -> None:
         owner = self.listeners.get(local)
@@ -586,6 +754,9 @@ class IrLMP:
             return
         if (local, remote) in self.connections:  # a repeated connect: confirm again
             self._reply(local, remote, P.OP_CONNECT_CONFIRM, 0, now)
+            return
+        if self.exclusive is not None:  # the link belongs to one connection: IrLMP refuses (LM-initiated)
+            self._reply(local, remote, P.OP_DISCONNECT, P.DisconnectReason.LM_INITIATED, now)
             return
         device = self.station.peer or 0
         conn = LsapConnection(local, remote, device, ConnState.OPEN, bytes(user_data), owner, now)
@@ -654,10 +825,13 @@ class IrLMP:
               user_data: bytes = b"", detail: str = "", local_close: bool = False) -> None:
         self.connections.pop(conn.key, None)
         self._timers.pop(f"connect:{conn.local}:{conn.remote}", None)
+        self._timers.pop(f"access:{conn.local}:{conn.remote}", None)
+        if self.exclusive == conn.key:
+            self.exclusive = None  # the connection ends: the link is multiplexed again
         self._ias_sessions.pop(conn.key, None)
         if conn.key in self._ias_calls and not local_close:
             self._finish_ias(conn, None, detail or f"the IAS connection was closed: {reason.name.lower()}", now)
-        if notify and conn.owner not in ("ias-server", "ias-client"):
+        if notify and not conn.notified and conn.owner not in ("ias-server", "ias-client"):
             self._events.append(LmpDisconnected(conn.local, conn.remote, reason, user_data, conn.owner, detail))
         if self.station.connected and self._link_idle():
             # the idle time, or at once when another device waits for the link
@@ -703,6 +877,14 @@ class IrLMP:
                     self._reply(conn.local, conn.remote, P.OP_DISCONNECT, P.DisconnectReason.CLIENT_NOT_RESPONDING, now)
                 self._drop(conn, P.DisconnectReason.CLIENT_NOT_RESPONDING, now, notify=True,
                            detail="no connect confirm")
+            return
+        if name.startswith("access:"):
+            _, local, remote = name.split(":")
+            conn = self.connections.get((int(local), int(remote)))
+            if conn is not None and conn.access_asked is not None:
+                asked, conn.access_asked = conn.access_asked, None
+                self._access_answered(conn, asked, None, now,
+                                      f"no answer to the access mode request within {CONNECT_TIMEOUT:g} s")
             return
         if name.startswith("ias:"):
             local = int(name.split(":")[1])

@@ -76,7 +76,7 @@ class IrdaConnection(IrdaEndpoint):
         def do(stack, now):
             chosen = path.listen(stack, lsap, max_sdu)
             if lsap is None:
-                stack.lmp.ias.set(service, path.attribute, P.IasValue.of_int(chosen))
+                path.register(stack, service, chosen)
             return chosen
 
         try:

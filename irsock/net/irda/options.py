@@ -14,10 +14,14 @@ from irsock.ircomm import SERVICE_3WIRE, SERVICE_9WIRE, IrCommChannel
 from irsock.lmp import pdu as P
 from irsock.net import constants as C
 from irsock.net.errors import invalid, no_option, refused, timed_out, unreachable
+from irsock.net.irda.paths import RAW_EXCLUSIVE, RAW_IRLPT
 from irsock.net.values import IasQuery, IasSet, IrdaDevice, device_address, device_list_bytes, linger
 
 if TYPE_CHECKING:
     from irsock.net.irda.endpoint import IrdaEndpoint
+
+#: the options that make a socket raw IrLMP, and the mode each puts in ``IrdaEndpoint.raw``
+RAW_MODES = {"IRLMP_IRLPT_MODE": RAW_IRLPT, "IRLMP_EXCLUSIVE_MODE": RAW_EXCLUSIVE}
 
 
 def get_linger(sock: IrdaEndpoint, arg: Any) -> Any:
@@ -43,8 +47,10 @@ def get_irlmp(sock: IrdaEndpoint, name: str, arg: Any) -> Any:
         return sock.peer_max_sdu if sock.connected else sock.max_sdu
     if name == "IRLMP_WAITDEVICE":
         return wait_device(sock, arg if isinstance(arg, int | float) else 10000)
-    if name in ("IRLMP_IRLPT_MODE", "IRLMP_EXCLUSIVE_MODE"):
-        return int(sock.raw)
+    if name in RAW_MODES:
+        return int(sock.raw == RAW_MODES[name])
+    if name == "IRLMP_SHARP_MODE":
+        return int(sock.sharp)
     if name == "IRLMP_9WIRE_MODE":
         return int(getattr(sock, "ircomm", None) is not None)
     raise no_option(name)
@@ -64,10 +70,17 @@ def set_irlmp(sock: IrdaEndpoint, name: str, value: Any) -> None:
     elif name == "IRLMP_HINTS_SET":
         hints = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
         sock.iface.set_hints(hints)
-    elif name in ("IRLMP_IRLPT_MODE", "IRLMP_EXCLUSIVE_MODE"):
+    elif name in RAW_MODES:
         if sock.connected or sock.local_lsap is not None:
             raise invalid(f"{name} must be set before bind() or connect()")
-        sock.raw = bool(value)
+        if value and getattr(sock, "ircomm", None) is not None:
+            raise invalid(f"{name} and IRLMP_9WIRE_MODE exclude each other (raw IrLMP or cooked IrCOMM over TinyTP)")
+        if value:
+            sock.raw = RAW_MODES[name]  # the last one set wins: IrLPT (multiplexed) or exclusive
+        elif sock.raw == RAW_MODES[name]:
+            sock.raw = ""
+    elif name == "IRLMP_SHARP_MODE":
+        sock.sharp = bool(value)  # any time: it only changes how the end of a connection reads
     elif name == "IRLMP_9WIRE_MODE":
         if sock.type != C.SOCK_STREAM or sock.raw or sock.connected or sock.local_lsap is not None:
             raise invalid("IRLMP_9WIRE_MODE is set on a TinyTP SOCK_STREAM socket before bind() or connect()")

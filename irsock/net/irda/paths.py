@@ -1,20 +1,27 @@
-"""The two ways a connected AF_IRDA socket reaches its peer: TinyTP (the default) or raw IrLMP.
+"""The ways a connected AF_IRDA socket reaches its peer: TinyTP (the default) or raw IrLMP, multiplexed or exclusive.
 
 ``IRLMP_IRLPT_MODE`` / ``IRLMP_EXCLUSIVE_MODE`` switch a socket to raw IrLMP (no TinyTP header, no
-credit, no segmentation) before it binds or connects. Everything that differs between the two is here,
-as stack operations run on the engine thread (``fn(stack, ...)``), so the socket class holds no ``if raw``.
+credit, no segmentation) before it binds or connects; ``IRLMP_EXCLUSIVE_MODE`` also asks the peer for IrLMP's
+exclusive access mode once connected (the connect fails if it is not granted). Everything that differs between
+them is here, as stack operations run on the engine thread (``fn(stack, ...)``), so the socket class holds no
+``if raw``. Registering a bound name in IAS is here too: a raw listener bound to ``IrDA:IrCOMM`` is 3-wire raw
+IrCOMM and says so in the class's ``Parameters``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from irsock import ircomm
 from irsock.lmp import pdu as P
 from irsock.net import constants as C
 
 ConnId = tuple[int, int]
 SEND_BUFFER = 8192  # bytes a stream socket queues in TinyTP before send() blocks
 RAW_QUEUE_LIMIT = 8  # IrLMP frames a raw socket may have queued before send() waits
+#: what ``IrdaEndpoint.raw`` holds: "" (TinyTP), or the option that made the socket raw IrLMP
+RAW_IRLPT = "irlpt"
+RAW_EXCLUSIVE = "exclusive"
 
 
 class TinyTpPath:
@@ -26,6 +33,11 @@ class TinyTpPath:
     @staticmethod
     def listen(stack: Any, lsap: int | None, max_sdu: int) -> int:
         return stack.listen(lsap, max_sdu_size=max_sdu)
+
+    @classmethod
+    def register(cls, stack: Any, service: str, lsap: int) -> None:
+        """Put the bound LSAP in IAS under the service's class."""
+        stack.lmp.ias.set(service, cls.attribute, P.IasValue.of_int(lsap))
 
     @staticmethod
     def connect(stack: Any, device: int, remote: int, now: float, max_sdu: int) -> ConnId:
@@ -68,17 +80,29 @@ class RawLmpPath:
     attribute = C.IRLMP_LSAP_ATTRIBUTE
     header = 0
 
+    exclusive = False  # ask for IrLMP's exclusive access mode once connected
+
     @staticmethod
     def listen(stack: Any, lsap: int | None, max_sdu: int) -> int:
         chosen = lsap if lsap is not None else stack.lmp.allocate_lsap()
         stack.lmp.listen(chosen, "raw")
         return chosen
 
-    @staticmethod
-    def connect(stack: Any, device: int, remote: int, now: float, max_sdu: int) -> ConnId:
+    @classmethod
+    def register(cls, stack: Any, service: str, lsap: int) -> None:
+        """``IrDA:IrLMP:LsapSel``; under ``IrDA:IrCOMM`` also the service type 3-wire raw in ``Parameters``
+        (added to what a TinyTP listener of the class offers), so that a DTE reading it knows to come raw."""
+        stack.lmp.ias.set(service, cls.attribute, P.IasValue.of_int(lsap))
+        if service == ircomm.IAS_CLASS:
+            offered, port = _ircomm_parameters(stack)
+            stack.lmp.ias.set(service, ircomm.IAS_PARAMETERS, P.IasValue.of_octets(
+                ircomm.ias_parameters(offered | ircomm.SERVICE_3WIRE_RAW, port)))
+
+    @classmethod
+    def connect(cls, stack: Any, device: int, remote: int, now: float, max_sdu: int) -> ConnId:
         local = stack.lmp.allocate_lsap()
         try:
-            stack.lmp.connect(local, device, remote, now, owner="raw")
+            stack.lmp.connect(local, device, remote, now, owner="raw", exclusive=cls.exclusive)
         except Exception:
             stack.lmp.release_lsap(local)
             raise
@@ -110,13 +134,43 @@ class RawLmpPath:
         return not stack.lmp.backlog(*conn)[0]
 
 
+class ExclusiveLmpPath(RawLmpPath):
+    """Raw IrLMP in exclusive mode (IRLMP_EXCLUSIVE_MODE): the link carries this connection alone, and IrLAP's
+    flow control (RNR while our reader is behind) holds nobody else's data."""
+
+    exclusive = True
+
+
+def _ircomm_parameters(stack: Any) -> tuple[int, int]:
+    """(service types, port type) of our IAS ``IrDA:IrCOMM`` ``Parameters``; (0, serial) without one."""
+    status, entries = stack.lmp.ias.get(ircomm.IAS_CLASS.encode(), ircomm.IAS_PARAMETERS.encode())
+    if status != P.IAS_SUCCESS or not entries or entries[0][1].kind != P.VALUE_OCTETS:
+        return 0, ircomm.PORT_SERIAL
+    try:
+        return ircomm.parse_ias_parameters(entries[0][1].octets)
+    except ircomm.IrCommError:
+        return 0, ircomm.PORT_SERIAL
+
+
 def release(stack: Any, lsap: int, service: str | None = None, attribute: str = "") -> None:
-    """Free ``lsap`` for the next socket, and take ``service`` out of IAS when it was registered there."""
+    """Free ``lsap`` for the next socket, and take ``service`` out of IAS when it was registered there (for a raw
+    ``IrDA:IrCOMM`` listener also its 3-wire raw service type, the whole ``Parameters`` if nothing else is left)."""
     stack.lmp.release_lsap(lsap)
     stack.listening.pop(lsap, None)
-    if service:
-        stack.lmp.ias.remove(service, attribute)
+    if not service:
+        return
+    stack.lmp.ias.remove(service, attribute)
+    if service == ircomm.IAS_CLASS and attribute == C.IRLMP_LSAP_ATTRIBUTE:
+        offered, port = _ircomm_parameters(stack)
+        if offered & ~ircomm.SERVICE_3WIRE_RAW:
+            stack.lmp.ias.set(service, ircomm.IAS_PARAMETERS, P.IasValue.of_octets(
+                ircomm.ias_parameters(offered & ~ircomm.SERVICE_3WIRE_RAW, port)))
+        else:
+            stack.lmp.ias.remove(service, ircomm.IAS_PARAMETERS)
 
 
-def path_of(raw: bool) -> type[TinyTpPath] | type[RawLmpPath]:
+def path_of(raw: str | bool) -> type[TinyTpPath] | type[RawLmpPath]:
+    """TinyTP for ``""``, raw IrLMP for IRLMP_IRLPT_MODE, raw IrLMP in exclusive mode for IRLMP_EXCLUSIVE_MODE."""
+    if raw == RAW_EXCLUSIVE:
+        return ExclusiveLmpPath
     return RawLmpPath if raw else TinyTpPath
