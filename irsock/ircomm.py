@@ -14,6 +14,7 @@ Unknown parameters are skipped and counted, never fatal: a newer peer may send m
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -63,13 +64,30 @@ DCE_DSR = 0x20
 DCE_RI = 0x40
 DCE_CD = 0x80
 
-# Data format (PI 0x11): character length in bits 0-1, stop bits in bit 2, parity in bits 3-5
+# Data format (PI 0x11): character length in bits 0-1 (5-8 bits as 0-3), two stop bits in bit 2, parity on in
+# bit 3 and its kind in bits 4-5
 FORMAT_8N1 = 0x03
+FORMAT_TWO_STOP_BITS = 0x04
+FORMAT_PARITY = 0x08
+FORMAT_PARITY_ODD = 0x00
+FORMAT_PARITY_EVEN = 0x10
+FORMAT_PARITY_MARK = 0x20
+FORMAT_PARITY_SPACE = 0x30
+# Flow control (PI 0x12): one bit per method and direction
+FLOW_XON_XOFF_IN = 0x01
+FLOW_XON_XOFF_OUT = 0x02
+FLOW_RTS_CTS_IN = 0x04
+FLOW_RTS_CTS_OUT = 0x08
+FLOW_DSR_DTR_IN = 0x10
+FLOW_DSR_DTR_OUT = 0x20
 
 #: the IAS class and attributes of IrCOMM
 IAS_CLASS = "IrDA:IrCOMM"
 IAS_PARAMETERS = "Parameters"
 IAS_IRLPT_CLASS = "IrLPT"
+
+#: the peer's changes an IrCommChannel remembers
+CHANGES_KEPT = 32
 
 #: the control part we put in one frame stays short: a peer's buffers for it are small
 MAX_CONTROL = 32
@@ -190,7 +208,8 @@ class IrCommChannel:
     peer_break: bool = False
     line_status: int = 0  # the last line status error the peer reported
     unknown: int = 0  # parameters skipped because we do not know them
-    changes: list[str] = field(default_factory=list)  # what the peer changed, for the caller to act on
+    #: what the peer changed lately, for the caller to act on (the last CHANGES_KEPT: a chatty peer fills nothing)
+    changes: deque[str] = field(default_factory=lambda: deque(maxlen=CHANGES_KEPT))
 
     # --- what we send ---------------------------------------------------------------------------------
     def hello(self) -> bytes:

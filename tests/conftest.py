@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 import uuid
 
 import pytest
@@ -79,3 +80,15 @@ def endpoints(request, medium):
     server.bind(("127.0.0.1", 0))
     server.listen()
     return (lambda: irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)), server, server.getsockname()
+
+
+def wait_until(condition, what: str = "the condition", timeout: float = 20.0):
+    """Poll ``condition`` until it holds (its value is returned) or fail after ``timeout`` seconds: tests wait
+    for conditions, never for durations."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"never became true within {timeout:g} s: {what}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import subprocess
 import sys
 import termios
+import threading
 import time
 import tty
 import uuid
@@ -14,7 +17,9 @@ import uuid
 import pytest
 
 import irsock
-from tests.conftest import require_tool
+from irlap.qos import QosParams
+from irsock import ircomm as I
+from tests.conftest import require_tool, wait_until
 
 
 def read_until(fd: int, end: bytes, timeout: float = 10.0) -> bytes:
@@ -110,7 +115,8 @@ def test_a_broken_connection_is_made_again_on_the_next_write():
             time.sleep(0.02)
         os.write(fd, b"AT+CGMI\r")
         assert read_until(fd, b"OK\r\n").endswith(b"irsock\r\n\r\nOK\r\n")
-        assert bridge.reconnects == 1 and any("broke" in m for m in messages)
+        assert bridge.reconnects == 1 and any("ended" in m for m in messages)
+        assert bridge.hangups == 0  # nothing was lost: the program's descriptor stays good
         os.close(fd)
     finally:
         bridge.close()
@@ -122,3 +128,208 @@ def test_comm_without_pty_says_what_to_give(capsys):
 
     assert main(["comm"]) == 1
     assert "give --pty" in capsys.readouterr().err
+
+
+# --- the bridge against a 9-wire device made of an irsock socket ---------------------------------------------
+class NineWireDevice:
+    """A DCE on its own interface: a 9-wire listener on IrDA:IrCOMM whose accepted connection is read all the
+    time (control frames are applied as they are read), keeping what arrives."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.listener = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+        self.listener.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_9WIRE_MODE, 1)
+        self.listener.bind((I.IAS_CLASS,))
+        self.listener.listen(1)
+        self.conn = None
+        self.received = bytearray()
+        self.ended = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.conn, _peer = self.listener.accept()
+        while True:
+            try:
+                data = self.conn.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            self.received += data
+        self.ended.set()
+
+    @property
+    def channel(self):
+        return self.conn.ircomm if self.conn is not None else None
+
+
+@pytest.fixture
+def bridged(interfaces):
+    """(a CommBridge on interface 'pc', the NineWireDevice it is connected to on 'modem', the bridge's log)."""
+    from irsock.apps.comm import CommBridge
+
+    qos = QosParams.offer(max_link_disconnect_s=3)
+    pc, modem = interfaces("pc", qos=qos), interfaces("modem", qos=qos)
+    device = NineWireDevice(modem)
+    messages = []
+    bridge = CommBridge(pc, to="modem", idle=0, log=messages.append).start()
+    wait_until(lambda: device.channel is not None, "the device to accept the bridge")
+    yield bridge, device, messages
+    bridge.close()
+
+
+def open_port(path):
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    return fd
+
+
+def test_termios_settings_and_opening_the_port_become_ircomm_parameters(bridged):
+    bridge, device, messages = bridged
+    wait_until(lambda: device.channel.peer_lines is not None, "the DTE's hello")
+    assert device.channel.peer_dte_lines() == {"dtr": False, "rts": False}  # nobody holds the port yet
+    fd = open_port(bridge.path)
+    try:
+        wait_until(lambda: device.channel.peer_dte_lines() == {"dtr": True, "rts": True}, "DTR up on open")
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B19200
+        attrs[2] |= termios.CSTOPB | termios.CRTSCTS
+        attrs[0] |= termios.IXON
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        os.write(fd, b"ATZ\r")  # the settings go before the data written after them
+        wait_until(lambda: bytes(device.received) == b"ATZ\r", "the data")
+        peer = device.channel.peer_settings
+        assert peer.data_rate == 19200
+        assert peer.data_format == I.FORMAT_8N1 | I.FORMAT_TWO_STOP_BITS
+        assert peer.flow_control == I.FLOW_RTS_CTS_IN | I.FLOW_RTS_CTS_OUT | I.FLOW_XON_XOFF_OUT
+        attrs[4] = attrs[5] = termios.B0  # POSIX's hang-up: DTR drops
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        wait_until(lambda: not device.channel.peer_dte_lines()["dtr"], "DTR down at speed 0")
+        attrs[4] = attrs[5] = termios.B115200
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        wait_until(lambda: device.channel.peer_dte_lines()["dtr"] and device.channel.peer_settings.data_rate == 115200,
+                   "DTR up again at 115200")
+    finally:
+        os.close(fd)
+    wait_until(lambda: device.channel.peer_dte_lines() == {"dtr": False, "rts": False}, "DTR down on close")
+    assert bridge.hangups == 0
+
+
+def test_the_devices_lines_are_reported_and_its_cts_holds_a_crtscts_program(bridged):
+    bridge, device, messages = bridged
+    fd = open_port(bridge.path)
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[2] |= termios.CRTSCTS
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        device.conn.ircomm_set(cts=False, cd=False)
+        wait_until(lambda: bridge.peer_lines == {"cts": False, "dsr": True, "ri": False, "cd": False},
+                   "the device's lines")
+        assert any("CTS off" in m and "CD off" in m for m in messages)
+        os.write(fd, b"held")
+        time.sleep(0.3)  # a negative: nothing may go out while CTS is off
+        assert bytes(device.received) == b"" and bridge.bytes_out == 0
+        device.conn.ircomm_set(cts=True)
+        wait_until(lambda: bytes(device.received) == b"held", "the data once CTS is on")
+    finally:
+        os.close(fd)
+
+
+def test_a_device_that_vanishes_mid_write_hangs_the_port_up(bridged):
+    """The program sees EIO (or EOF) within the link-disconnect time, and the link symlink... here the path:
+    a new PTY takes the old one's place and the next open and write connect again when the device is back."""
+    bridge, device, messages = bridged
+    fd = open_port(bridge.path)
+    old_path = bridge.path
+    try:
+        os.write(fd, b"x" * 1000)
+        wait_until(lambda: len(device.received) == 1000, "the first bytes")
+        device.iface.runtime.close(disconnect=False)  # gone without a word
+
+        def hung_up():
+            try:
+                os.write(fd, b"y" * 100)
+                return os.read(fd, 100) == b"" if select.select([fd], [], [], 0)[0] else False
+            except OSError as exc:
+                return exc.errno == errno.EIO
+
+        wait_until(hung_up, "the program to see the hang-up", timeout=30)
+    finally:
+        os.close(fd)
+    assert bridge.hangups == 1 and bridge.path != old_path
+    assert any("hung up" in m and "broke" in m for m in messages)
+
+
+def test_the_link_is_dropped_when_idle_and_brought_up_when_the_port_is_opened(interfaces):
+    from irsock.apps.comm import CommBridge
+
+    pc, modem = interfaces("pc"), interfaces("modem")
+    device = NineWireDevice(modem)
+    messages = []
+    bridge = CommBridge(pc, to="modem", idle=0.2, log=messages.append).start()
+    try:
+        wait_until(lambda: bridge.sock is None and not pc.call(lambda stack, now: stack.lmp.link_up),
+                   "the idle link to go")
+        assert any("no program and no traffic" in m for m in messages)
+        device.ended.clear()
+        threading.Thread(target=device._serve, daemon=True).start()
+        fd = open_port(bridge.path)
+        try:
+            wait_until(lambda: bridge.sock is not None, "the link to come up on open")
+            os.write(fd, b"AT\r")
+            wait_until(lambda: device.received.endswith(b"AT\r"), "the data")
+        finally:
+            os.close(fd)
+    finally:
+        bridge.close()
+
+
+def test_comm_serve_gives_each_incoming_connection_a_pty(interfaces, tmp_path):
+    from irsock.apps.comm import CommBridge, CommServer
+
+    pc, peer = interfaces("pc"), interfaces("modem-pc")
+    served = []
+    server = CommServer(peer, link=str(tmp_path / "ircomm-in"), on_port=served.append).start()
+    assert peer.hints & irsock.LM_HB2_IrCOMM
+    bridge = CommBridge(pc, idle=0).start()  # found by its IrCOMM hint
+    try:
+        port = wait_until(lambda: served and served[0], "the incoming connection")
+        assert os.readlink(tmp_path / "ircomm-in") == port.path and port.as_dict()["event"] == "connected"
+        dte, dce = open_port(bridge.path), open_port(port.path)
+        try:
+            wait_until(lambda: bridge.peer_lines and bridge.peer_lines["cd"] and bridge.peer_lines["dsr"],
+                       "the DCE's lines up once its program holds the port")
+            os.write(dte, b"ping")
+            assert read_until(dce, b"ping") == b"ping"
+            os.write(dce, b"pong")
+            assert read_until(dte, b"pong") == b"pong"
+        finally:
+            os.close(dte)
+        bridge.close()  # the DTE goes: the served port is hung up
+        wait_until(lambda: not server.ports, "the served port to close")
+        assert read_until_eof(dce) == b""
+        os.close(dce)
+    finally:
+        bridge.close()
+        server.close()
+    assert not (peer.hints & irsock.LM_HB2_IrCOMM)
+
+
+def read_until_eof(fd, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                data = os.read(fd, 100)
+            except OSError as exc:
+                return b"" if exc.errno == errno.EIO else None
+            if not data:
+                return b""
+    raise AssertionError("no end of file")
+
+
+def test_comm_serve_with_to_is_refused(capsys):
+    from irsock.cli import main
+
+    assert main(["comm", "--pty", "--serve", "--to", "0x1"]) == 1
+    assert "--to does not go with it" in capsys.readouterr().err

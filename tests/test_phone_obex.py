@@ -8,7 +8,6 @@ import hashlib
 import json
 import quopri
 import struct
-import time
 import uuid
 
 import pytest
@@ -24,17 +23,7 @@ from irsock.devices.objects import DEVICE_MTU, MemoryInbox, ObjectServer
 from irsock.devices.phone import IMEI, MANUFACTURER, MODEL, OBEX_BACKLOG, OBEX_LSAP, OWNER, Entry
 from irsock.obex import FBS_UUID, ObexClient, ObexResponseError
 from irsock.obex import packets as P
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "the condition"):
-    """Poll ``condition`` until it holds (its value) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -179,7 +168,7 @@ def test_a_fifth_obex_connection_is_closed_at_once(phone_medium):
             pass
         else:
             with extra:
-                assert wait_for(lambda: extra.recv(10) == b"", what="the phone to close the fifth connection")
+                assert wait_until(lambda: extra.recv(10) == b"", what="the phone to close the fifth connection")
         with ObexClient(held[3]) as client:  # the four others are served
             assert client.put_bytes("fourth.txt", b"served").verified
     finally:
@@ -269,7 +258,7 @@ def test_a_peer_that_does_not_read_its_answers_is_held_back_not_queued_for(phone
             pending, unread = phone.call(phone_state)
             return unread > 0 and pending > 0 and (pending, unread)
 
-        pending, _unread = wait_for(stalled, what="the phone to leave requests unread")
+        pending, _unread = wait_until(stalled, what="the phone to leave requests unread")
         assert pending <= (OBEX_BACKLOG + 1) * DEVICE_MTU
         sock.settimeout(20)
         sock.sendall(stream[sent:])
@@ -300,9 +289,9 @@ def test_requests_left_unread_go_with_their_connection(phone_medium):
         return any(unread for _pending, unread in phone.call(obex_connections))
 
     sock.setblocking(False)
-    wait_for(stalled, what="the phone to leave requests unread")
+    wait_until(stalled, what="the phone to leave requests unread")
     sock.close()  # without reading a single answer
-    wait_for(lambda: phone.call(obex_connections) == [] and phone.call(lambda stack, now: not stack.obex_sessions),
+    wait_until(lambda: phone.call(obex_connections) == [] and phone.call(lambda stack, now: not stack.obex_sessions),
              what="the phone to forget the connection and its unread requests")
 
 
@@ -311,7 +300,7 @@ def test_a_stream_out_of_step_is_closed_and_the_phone_serves_the_next_one(phone_
     sock, device = obex_socket(iface)
     with sock:
         sock.sendall(b"\x80\x00\x01garbage")  # a packet length below its own header
-        assert wait_for(lambda: sock.recv(100) == b"", what="the phone to close the connection") is True
+        assert wait_until(lambda: sock.recv(100) == b"", what="the phone to close the connection") is True
     sock, _device = obex_socket(iface, device)
     with sock, ObexClient(sock) as client:
         assert client.put_bytes("after.txt", b"still here").verified

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import irsock
 from irsock import ircomm as I
 from irsock.lmp import pdu as P
+from tests.conftest import wait_until
 from tests.test_socket import echo_server, exchange
 
 EXCLUSIVE, IRLPT, NINE = irsock.IRLMP_EXCLUSIVE_MODE, irsock.IRLMP_IRLPT_MODE, irsock.IRLMP_9WIRE_MODE
@@ -44,14 +45,6 @@ def ias(client, device, cls, attribute):
     return client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_IAS_QUERY, irsock.IasQuery(device, cls, attribute))
 
 
-def wait_until(condition, what, timeout=10.0):
-    """Poll a condition of the engine's state (no duration is waited for its own sake)."""
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        done.wait(0.02)
-    raise AssertionError(f"never became true: {what}")
 
 
 # --- exclusive mode ------------------------------------------------------------------------------------

@@ -88,6 +88,19 @@ class socket:  # noqa: N801 - the name of the API it mirrors
         method = getattr(self._impl, "unsent", None)
         return method() if callable(method) else 0
 
+    @property
+    def ircomm(self) -> Any:
+        """IRLMP_9WIRE_MODE: the connection's IrCOMM control channel (the service type agreed, the peer's
+        settings and lines); None for any other socket."""
+        return getattr(self._impl, "ircomm", None)
+
+    def ircomm_set(self, **changes: Any) -> None:
+        """IRLMP_9WIRE_MODE: change our IrCOMM port settings or lines and tell the peer (see docs/ircomm.md)."""
+        method = getattr(self._impl, "ircomm_set", None)
+        if method is None:
+            raise invalid("ircomm_set needs an AF_IRDA IRLMP_9WIRE_MODE socket")
+        method(**changes)
+
     def shutdown(self, how: int) -> None:
         self._impl.shutdown(how)
 

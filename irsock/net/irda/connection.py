@@ -208,6 +208,30 @@ class IrdaConnection(IrdaEndpoint):
             raise reset(f"the connection broke: {self.error or 'the link was lost'}")
         return len(chunk)
 
+    def ircomm_set(self, **changes: Any) -> None:
+        """IRLMP_9WIRE_MODE: change our port settings (``data_rate``, ``data_format``, ``flow_control``,
+        ``xon_xoff``) or lines (``dtr``/``rts`` for the DTE, ``cts``/``dsr``/``ri``/``cd`` for the DCE) and tell the
+        peer in a control-only frame; nothing is sent when nothing changed."""
+        channel = self.ircomm
+        if channel is None:
+            raise invalid("ircomm_set needs an IRLMP_9WIRE_MODE socket")
+        lines = {"dtr", "rts"} if channel.dte else {"cts", "dsr", "ri", "cd"}
+        if unknown := set(changes) - lines - set(vars(channel.settings)):
+            raise invalid(f"no IrCOMM setting or {'DTE' if channel.dte else 'DCE'} line {sorted(unknown)[0]!r}")
+        conn = self._check_send()
+        path = self.path
+
+        def apply(stack, now):  # on the engine thread, where the channel also takes the peer's parameters
+            settings = {k: v for k, v in changes.items() if k not in lines}
+            line_changes = {k: bool(v) for k, v in changes.items() if k in lines}
+            params = channel.set_settings(**settings) if settings else b""
+            if line_changes:
+                params += (channel.set_dte_lines if channel.dte else channel.set_dce_lines)(**line_changes)
+            return not params or path.send(stack, conn, ninewire.frame(b"", params), now)
+
+        if not self._call(apply):
+            raise reset(f"the connection broke: {self.error or 'the link was lost'}")
+
     def unsent(self) -> int:
         """Bytes given to send() that the peer has not yet acknowledged (TinyTP, IrLMP and IrLAP queues).
 
