@@ -14,7 +14,11 @@ IrLAP *secondary* (it never initiates anything):
 * IAS server on LSAP 0: GetValueByClass for ``Device`` / ``DeviceName``, ``IrLMPSupport`` and, for
   every service class (``IrDA:IrCOMM`` and ``Echo`` by default), ``IrDA:TinyTP:LsapSel``;
 * a TinyTP echo service on one LSAP with credit flow control: a peer never gets more credit than the
-  PDUs we can hold, and credit goes back only once the echo has left.
+  PDUs we can hold, and credit goes back only once the echo has left;
+* IrCOMM (``IrDA:IrCOMM``, 9-wire and 3-wire cooked, on its own LSAP) as a DCE with a loopback plug: the
+  control part of each frame is answered (the service type it takes, its lines CTS, DSR and CD on a poll;
+  other parameters accepted), the user data comes back in frames of its own; a malformed frame is dropped
+  and the connection kept.
 
 This module is the portable core: no I/O of its own, no clock and nothing CPython-only (no
 dataclasses, typing or hex separators). A driver feeds it bytes and the time, and hands it a port
@@ -88,6 +92,9 @@ IAS_ACK = const(0x40)
 IAS_GET_VALUE_BY_CLASS = const(4)
 IAS_UNSUPPORTED = const(0xFF)
 LSAP_ATTRIBUTE = b"IrDA:TinyTP:LsapSel"
+IRCOMM_CLASS = b"IrDA:IrCOMM"
+IRCOMM_PARAMETERS = b"\x00\x01\x06\x01\x01\x00"  # IAS Parameters: service types 9-wire + 3-wire, serial port
+IRCOMM_DCE_LINES = const(0xB0)  # CTS, DSR and CD on
 MAX_CONNECTIONS = const(6)
 MAX_IAS_REQUEST = const(256)
 CONTROL_QUEUE_BUSY = const(8)  # queued control PDUs at which we answer RNR
@@ -433,14 +440,18 @@ class Conn:
         self.to_return = 0  # credit freed here that the peer does not know about yet
         self.segments = []  # [payload, M bit (0x80/0), credit freed once sent]
         self.sdu = None  # the peer's MaxSduSize, mirrored in our confirm
+        # IrCOMM
+        self.ircomm = False
+        self.service = 0  # the service type agreed (4: 9-wire, 2: 3-wire)
 
 
 class Lmp:
     """IrLMP multiplexer with the IAS server and the TinyTP echo, pulled from by the link at each turn."""
 
-    def __init__(self, owner, echo_lsap, credit, ias_objects):
+    def __init__(self, owner, echo_lsap, credit, ias_objects, ircomm_lsap=0):
         self.owner = owner
         self.echo_lsap = echo_lsap
+        self.ircomm_lsap = ircomm_lsap
         self.credit = credit
         self.ias = ias_objects  # [(object id, class bytes, attribute bytes, encoded value)]
         self.conns = {}
@@ -448,6 +459,7 @@ class Lmp:
         self.rr = 0
         self.echoed = 0  # payload bytes echoed
         self.ias_answers = 0
+        self.ircomm_malformed = 0  # IrCOMM frames dropped (clen past the end)
 
     def reset(self):
         self.conns = {}
@@ -481,13 +493,15 @@ class Lmp:
         if opcode == OP_CONNECT:
             conn = self.conns.get(key)
             if conn is None:
-                if local != LSAP_IAS and local != self.echo_lsap:
+                ircomm = self.ircomm_lsap != 0 and local == self.ircomm_lsap
+                if local != LSAP_IAS and local != self.echo_lsap and not ircomm:
                     self._control_pdu(remote, local, OP_DISCONNECT, REASON_NO_CLIENT)
                     return
                 if len(self.conns) >= MAX_CONNECTIONS:
                     self._control_pdu(remote, local, OP_DISCONNECT, REASON_UNSPECIFIED)
                     return
                 conn = Conn(local, remote, local == LSAP_IAS)
+                conn.ircomm = ircomm
                 if not conn.ias:
                     params = parse_ttp_connect(data)
                     if params is None:
@@ -496,7 +510,8 @@ class Lmp:
                     conn.tx_credit, conn.sdu = params
                     conn.rx_granted = self.credit
                 self.conns[key] = conn
-                self.owner._log(f"lmp connect {'ias' if conn.ias else 'echo'} lsap {local} <- {remote}")
+                kind = "ias" if conn.ias else "ircomm" if conn.ircomm else "echo"
+                self.owner._log(f"lmp connect {kind} lsap {local} <- {remote}")
             user = b"" if conn.ias else build_ttp_connect(self.credit, conn.sdu)
             self._control_pdu(remote, local, OP_CONNECT_CONFIRM, 0, user)
         elif opcode == OP_DISCONNECT:
@@ -579,6 +594,9 @@ class Lmp:
             return
         conn.rx_granted -= 1
         room = self.owner.pdu_room() - 3
+        if conn.ircomm:
+            self._ircomm_receive(conn, p[1:], room)
+            return
         if n == 0:
             conn.segments.append([b"", more, 1])
             return
@@ -588,6 +606,32 @@ class Lmp:
             last = j >= n
             conn.segments.append([bytes(p[1 + i : 1 + j]), more if last else 0x80, 1 if last else 0])
             i = j
+
+    def _ircomm_receive(self, conn, frame, room):
+        """One cooked IrCOMM frame (clen, control, data): the answer to its control part and its data go back
+        in frames of at most ``room`` bytes; the PDU's credit returns with the last of them."""
+        if not len(frame) or 1 + frame[0] > len(frame):
+            self.ircomm_malformed += 1
+            conn.to_return += 1  # consumed: the connection stays
+            return
+        clen = frame[0]
+        answer = ircomm_answer(conn, frame[1 : 1 + clen])
+        data = bytes(frame[1 + clen :])
+        out = []
+        if answer and 1 + len(answer) + len(data) <= room:
+            out.append(bytes((len(answer),)) + answer + data)
+            data = b""
+        elif answer:
+            out.append(bytes((len(answer),)) + answer)
+        step = max(1, room - 1)
+        for i in range(0, len(data), step):
+            out.append(b"\x00" + data[i : i + step])
+        if not out:
+            conn.to_return += 1
+            return
+        last = len(out) - 1
+        for k in range(len(out)):
+            conn.segments.append([out[k], 0, 1 if k == last else 0])
 
     # send (pulled by the link) ------------------------------------------------------------------------
     def next_pdu(self, room):
@@ -637,6 +681,27 @@ class Lmp:
         return None
 
 
+def ircomm_answer(conn, control):
+    """The DCE's answer to cooked IrCOMM control parameters (PI, PL, PV): the service type it takes (9-wire over
+    3-wire), its lines on a poll; other parameters are taken without an answer. A truncated one ends them."""
+    out = b""
+    i = 0
+    n = len(control)
+    while i + 2 <= n:
+        pi = control[i]
+        pl = control[i + 1]
+        if i + 2 + pl > n:
+            break
+        if pi == 0x00 and pl:
+            offered = control[i + 2]
+            conn.service = 4 if offered & 4 else (2 if offered & 2 else 0)
+            out += bytes((0x00, 1, conn.service))
+        elif pi == 0x22:
+            out += bytes((0x21, 1, IRCOMM_DCE_LINES))
+        i += 2 + pl
+    return out
+
+
 def parse_ttp_connect(data):
     """(initial credit, MaxSduSize or None) of TinyTP connect parameters, or None if malformed."""
     if not len(data):
@@ -682,14 +747,15 @@ class Responder:
     ``min_turnaround_us`` (what we need after sending before we can receive; 10000 gives a slow driver
     10 ms to change speed), ``additional_bofs``, ``link_disconnect_s`` (the largest we offer),
     ``credit`` (TinyTP PDUs we buffer per echo connection), ``echo_lsap``, ``services`` (IAS classes
-    that point at the echo LSAP), ``rng`` (an object with randint and getrandbits; the ``random``
-    module by default), ``log`` (a callable taking a string, or None).
+    that point at the echo LSAP), ``ircomm_lsap`` (IrCOMM's LSAP, registered as ``IrDA:IrCOMM``; 0: none),
+    ``rng`` (an object with randint and getrandbits; the ``random`` module by default), ``log`` (a callable
+    taking a string, or None).
     """
 
     def __init__(self, port, address=None, nickname="irresponder", hints=0x0404,
                  speeds=(9600, 19200, 38400, 57600, 115200), data_size=1024, window=7, min_turnaround_us=10000,
                  additional_bofs=0, link_disconnect_s=12, credit=4, echo_lsap=2,
-                 services=("IrDA:IrCOMM", "Echo"), rng=None, log=None):
+                 services=("Echo",), ircomm_lsap=3, rng=None, log=None):
         if rng is None:
             import random
 
@@ -702,6 +768,8 @@ class Responder:
             raise ValueError("credit must be 1..127")
         if not 1 <= echo_lsap <= 0x6F:
             raise ValueError("echo_lsap must be 1..111")
+        if ircomm_lsap == echo_lsap or not 0 <= ircomm_lsap <= 0x6F:
+            raise ValueError("ircomm_lsap must be 1..111 and not the echo's (or 0: no IrCOMM)")
         self.port = port
         self.rng = rng
         self.logger = log
@@ -730,8 +798,13 @@ class Responder:
         ias = [(0, b"Device", b"DeviceName", ias_string(nick, charset)),
                (0, b"Device", b"IrLMPSupport", ias_octets(b"\x01\x00\x00"))]
         for index, service in enumerate(services):
+            if ircomm_lsap and service.encode() == IRCOMM_CLASS:
+                continue  # IrCOMM is a service of its own (below), not the echo
             ias.append((index + 1, service.encode(), LSAP_ATTRIBUTE, ias_int(echo_lsap)))
-        self.lmp = Lmp(self, echo_lsap, credit, ias)
+        if ircomm_lsap:
+            ias.append((len(services) + 1, IRCOMM_CLASS, LSAP_ATTRIBUTE, ias_int(ircomm_lsap)))
+            ias.append((len(services) + 1, IRCOMM_CLASS, b"Parameters", ias_octets(IRCOMM_PARAMETERS)))
+        self.lmp = Lmp(self, echo_lsap, credit, ias, ircomm_lsap)
         # the largest frame we take: an I-frame of data_size, or a TEST with addresses of that size
         self.rx = SirRx(2 + 8 + data_size, self._on_frame)
         self.tx = SirTx(port.write, 256)

@@ -42,7 +42,7 @@ CONFIG = {
     "min_turnaround_us": 10000,
     "credit": 4,  # TinyTP PDUs buffered per echo connection (credit x data_size bytes at most)
     "echo_lsap": 2,
-    "services": ("IrDA:IrCOMM", "Echo"),
+    "services": ("Echo",),
     "led": None,  # a GPIO number (or "LED") lit while connected
     "log": False,
 }

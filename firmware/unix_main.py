@@ -19,7 +19,8 @@ Options (defaults in brackets):
   --min-turn-us N         our minimum turnaround (10000 = 10 ms) [10000]
   --credit N              TinyTP credit per echo connection [4]
   --lsap N                LSAP of the TinyTP echo [2]
-  --service NAME          an IAS class pointing at the echo (repeatable) [IrDA:IrCOMM, Echo]
+  --service NAME          an IAS class pointing at the echo (repeatable) [Echo]; IrDA:IrCOMM is
+                          the IrCOMM loopback on LSAP 3
   --seed N                seed of the random slot choice and address
   -v / --verbose          log events to stderr
   --stats                 with -v: counters as JSON after every event
@@ -192,7 +193,7 @@ def main(argv):
     responder = Responder(port, address=opts["address"], nickname=opts["nickname"], hints=opts["hints"],
                           speeds=speeds, data_size=opts["data_size"], window=opts["window"],
                           min_turnaround_us=opts["min_turn_us"], credit=opts["credit"], echo_lsap=opts["lsap"],
-                          services=opts["services"] or ("IrDA:IrCOMM", "Echo"), rng=rng,
+                          services=opts["services"] or ("Echo",), rng=rng,
                           log=log if opts["verbose"] else None)
     print("irresponder ready port=%s address=0x%08x nickname=%s lsap=%d" % (  # noqa: UP031
         opts["port"], responder.address, opts["nickname"], opts["lsap"]))

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import struct
 import subprocess
@@ -47,6 +48,7 @@ from irlap.qos import (
 from irlap.runtime import LinkRuntime
 from irlap.sir import Unwrapper, escape, fcs16, wrap
 from irlap.station import Discovered, SetSpeed, Station, TestResult, Transmit
+from irsock import ircomm as I
 from irsock.lmp.stack import IasResult
 from irsock.stack import full_stack
 from irsock.ttp import TtpConnected, TtpDisconnected
@@ -389,8 +391,10 @@ def test_ias_answers(line):
     name = line.ias("Device", "DeviceName")
     assert name.ok and name.values[0].text == "bench" and name.values[0].charset == 0
     assert line.ias("Device", "IrLMPSupport").values[0].octets == b"\x01\x00\x00"
-    for service in ("IrDA:IrCOMM", "Echo"):
-        assert line.ias(service, "IrDA:TinyTP:LsapSel").values[0].integer == 2
+    assert line.ias("Echo", "IrDA:TinyTP:LsapSel").values[0].integer == 2
+    assert line.ias("IrDA:IrCOMM", "IrDA:TinyTP:LsapSel").values[0].integer == 3
+    assert I.parse_ias_parameters(line.ias("IrDA:IrCOMM", "Parameters").values[0].octets) == (
+        I.SERVICE_9WIRE | I.SERVICE_3WIRE, I.PORT_SERIAL)
     assert line.ias("Nope", "x").describe() == "no such class"
     assert line.ias("Echo", "IrDA:IrLMP:LsapSel").describe() == "no such attribute"
 
@@ -426,6 +430,59 @@ def test_tinytp_echo_with_credits(data_size):
     assert line.fw.errors == 0 and line.lost == 0
     echo = next(iter(line.fw.lmp.conns.values()))
     assert 0 <= echo.rx_granted <= 3  # the host never held more credit than we can buffer
+
+
+def ircomm_exchange(line, conn, frames, want_data, want_control=True):
+    """Send cooked frames to the responder's IrCOMM; (the control parts, the data) that come back."""
+    for pdu in frames:
+        line.call(lambda stack, now, pdu=pdu: stack.send(conn, pdu, now))
+    controls, data = [], bytearray()
+
+    def stop(events):
+        events.clear()
+        while (pdu := line.call(lambda stack, now: stack.recv_pdu(conn, now))) is not None:
+            control, payload = I.unframe(pdu)
+            if control:
+                controls.append(control)
+            data.extend(payload)
+        return len(data) >= want_data and (bool(controls) or not want_control)
+
+    line.run(stop=stop, limit=30)
+    return controls, bytes(data)
+
+
+@pytest.mark.parametrize("data_size", [64, 1024])
+def test_ircomm_dce_answers_the_control_channel_and_loops_the_data_back(data_size):
+    """The firmware's IrCOMM as our 9-wire DTE sees it: the service type agreed, lines on a poll, the data back
+    (split to frames of the peer's size), a malformed frame dropped with the connection kept."""
+    line = Line(data_size=data_size)
+    conn = line.connect(3)
+    dte = I.IrCommChannel(dte=True)
+    controls, data = ircomm_exchange(line, conn, [I.frame(b"AT\r", dte.hello())], 3)
+    assert data == b"AT\r"
+    for control in controls:
+        dte.on_params(control)
+    assert dte.service == I.SERVICE_9WIRE
+    controls, _ = ircomm_exchange(line, conn, [I.frame(b"", dte.poll())], 0)
+    for control in controls:
+        dte.on_params(control)
+    assert dte.peer_dce_lines() == {"cts": True, "dsr": True, "ri": False, "cd": True}
+    payload = random.Random(data_size).randbytes(5000)
+    room = line.call(lambda stack, now: stack.lmp.max_data()) - 2
+    frames = [b"\x05\x00\x01"] + [I.frame(payload[i:i + room]) for i in range(0, len(payload), room)]
+    _controls, data = ircomm_exchange(line, conn, frames, len(payload), False)  # clen 5 past a 3-byte frame: dropped
+    assert data == payload and line.fw.lmp.ircomm_malformed == 1
+    assert line.fw.lmp.conns[3 << 8 | conn[0]].service == I.SERVICE_9WIRE
+
+
+def test_ircomm_three_wire_dte_gets_three_wire():
+    line = Line()
+    conn = line.connect(3)
+    dte = I.IrCommChannel(dte=True, services=I.SERVICE_3WIRE)
+    controls, data = ircomm_exchange(line, conn, [I.frame(b"x", dte.hello())], 1)
+    for control in controls:
+        dte.on_params(control)
+    assert data == b"x" and dte.service == I.SERVICE_3WIRE and not dte.nine_wire
 
 
 def test_host_window_larger_than_one_and_our_window_of_one():
@@ -661,7 +718,7 @@ def test_micropython_responder_discovery_ping_and_ias():
                                                                                                   attr))
 
                 assert query("Device", "DeviceName").text == "resp"
-                assert query("IrDA:IrCOMM", "IrDA:TinyTP:LsapSel").integer == 2
+                assert query("IrDA:IrCOMM", "IrDA:TinyTP:LsapSel").integer == 3
                 assert query("Echo", "IrDA:TinyTP:LsapSel").integer == 2
                 with pytest.raises(ConnectionRefusedError):
                     query("Nope", "x")
@@ -698,6 +755,48 @@ def test_micropython_responder_echo_by_name_and_lsap_then_reconnect():
         finally:
             iface.close()
         assert proc.poll() is None
+
+
+def test_micropython_responder_ircomm_through_a_socket_and_irda_comm():
+    """The responder's IrCOMM under real MicroPython: a 9-wire socket agrees on 9-wire and gets its data back;
+    irda comm's bridge makes it a serial port with a loopback plug (what a program writes, it reads back)."""
+    import termios
+    import tty
+
+    from irsock.apps.comm import CommBridge
+
+    with responder() as (medium, _bridge, _proc):
+        iface = irsock.attach(f"irsim://{medium}", nickname="host")
+        try:
+            with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as s:
+                s.settimeout(15)
+                s.setsockopt(irsock.SOL_IRLMP, irsock.IRLMP_9WIRE_MODE, 1)
+                s.connect((FW_ADDRESS, "IrDA:IrCOMM"))
+                payload = random.Random(2).randbytes(3000)
+                assert echo(s, payload) == payload
+                assert s.ircomm.service == I.SERVICE_9WIRE
+            bridge = CommBridge(iface, to="resp", idle=0).start()
+            try:
+                fd = os.open(bridge.path, os.O_RDWR | os.O_NOCTTY)
+                try:
+                    tty.setraw(fd)
+                    attrs = termios.tcgetattr(fd)
+                    attrs[4] = attrs[5] = termios.B57600
+                    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+                    os.write(fd, b"loopback plug\r\n")
+                    got = b""
+                    deadline = time.monotonic() + 15
+                    while not got.endswith(b"\r\n") and time.monotonic() < deadline:
+                        if select.select([fd], [], [], 0.2)[0]:
+                            got += os.read(fd, 100)
+                    assert got == b"loopback plug\r\n"
+                finally:
+                    os.close(fd)
+                assert bridge.sock.ircomm.service == I.SERVICE_9WIRE and bridge.hangups == 0
+            finally:
+                bridge.close()
+        finally:
+            iface.close()
 
 
 def test_micropython_responder_at_38400_and_window_1():
