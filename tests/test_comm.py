@@ -333,3 +333,40 @@ def test_comm_serve_with_to_is_refused(capsys):
 
     assert main(["comm", "--pty", "--serve", "--to", "0x1"]) == 1
     assert "--to does not go with it" in capsys.readouterr().err
+
+
+def test_irda_comm_serve_and_irda_comm_over_two_ptys_of_irda_emulate(tmp_path):
+    """The two commands as users run them, on the two ports of ``irda emulate --pty 2``: a program's line
+    written on one side's PTY is read on the other's, and the served side's link follows the connection."""
+    irda = [sys.executable, "-m", "irsock.cli"]
+    emulate = subprocess.Popen([*irda, "emulate", "--pty", "2", "--devices", "0", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    processes = [emulate]
+    try:
+        ports = json.loads(emulate.stdout.readline())["ports"]
+        served_link, comm_link = tmp_path / "ircomm-in", tmp_path / "ircomm0"
+        serve = subprocess.Popen([*irda, "comm", "--serve", "--pty", "--json", "--port", ports[0], "--link",
+                                  str(served_link)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes.append(serve)
+        assert json.loads(serve.stdout.readline())["serving"] == "IrDA:IrCOMM"
+        comm = subprocess.Popen([*irda, "comm", "--pty", "--json", "--port", ports[1], "--link", str(comm_link)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes.append(comm)
+        bridge = json.loads(comm.stdout.readline())
+        connected = json.loads(serve.stdout.readline())
+        assert connected["event"] == "connected" and connected["link"] == str(served_link)
+        assert bridge["device"]["address"] != connected["peer"]["address"]
+        dte, dce = open_port(str(comm_link)), open_port(str(served_link))
+        try:
+            os.write(dte, b"hello modem\r\n")
+            assert read_until(dce, b"\r\n") == b"hello modem\r\n"
+            os.write(dce, b"CONNECT 115200\r\n")
+            assert read_until(dte, b"\r\n") == b"CONNECT 115200\r\n"
+        finally:
+            os.close(dte)
+            os.close(dce)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(10)
+    assert not served_link.exists() and not comm_link.exists()

@@ -372,7 +372,8 @@ class _PortPump:
                 continue
             if not data:
                 if not self._stop.is_set():
-                    self._broken(sock, "the device closed the connection", lost=False)
+                    self._broken(sock, f"the {'device' if self.role == 'DTE' else 'peer'} closed the connection",
+                                 lost=False)
                 continue
             self.bytes_in += len(data)
             self.last_traffic = time.monotonic()
