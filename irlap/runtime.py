@@ -82,6 +82,8 @@ class LinkRuntime:
         self._stop = threading.Event()
         self._hold_reader = threading.Event()  # set: the reader must leave the port alone
         self._reader_held = threading.Event()  # set by the reader once it has stopped reading
+        self._reader_released = threading.Event()  # set when a hold ends: the reader reads again at once
+        self._line_free_at = 0.0  # time.monotonic() when what we wrote has left the line, at the port's speed
         self._engine: threading.Thread | None = None
         self._reader: threading.Thread | None = None
         self.failure: str | None = None
@@ -119,7 +121,7 @@ class LinkRuntime:
                     self.call(lambda _stack, now: station.disconnect(now), timeout=1.0)
                     deadline = time.monotonic() + timeout
                     while time.monotonic() < deadline and self.call(lambda _s, now: station.connected, timeout=1.0):
-                        time.sleep(0.02)
+                        time.sleep(0.002)  # DISC and its UA take a few ms at the link's speed
             except IrLAPError:
                 pass
         self._stop.set()
@@ -129,6 +131,7 @@ class LinkRuntime:
 
     def _finish(self) -> None:
         self._stop.set()
+        self._cancel_read()  # the reader leaves at once rather than at the end of its read timeout
         if self.driver is not None:
             try:
                 self.driver.close()
@@ -192,15 +195,36 @@ class LinkRuntime:
                 return event
 
     # --- threads ----------------------------------------------------------------------------------
+    def _cancel_read(self) -> None:
+        """Make a read in progress on the reader thread return now (pyserial's ``cancel_read``, where the port
+        has it: POSIX ports and ``irsim://``); elsewhere the read ends at its timeout (50 ms)."""
+        cancel = getattr(self.port, "cancel_read", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception:  # noqa: BLE001 - a port that is gone has no read to cancel
+                pass
+
+    def _hold(self) -> None:
+        """Keep the reader thread off the port (a dongle driver reads its echo): wait until it has stopped."""
+        self._reader_released.clear()
+        self._reader_held.clear()
+        self._hold_reader.set()
+        self._cancel_read()
+        self._reader_held.wait(0.5)
+
+    def _release(self) -> None:
+        self._hold_reader.clear()
+        self._reader_released.set()
+
     def _reader_loop(self) -> None:
         port = self.port
         assert port is not None
         while not self._stop.is_set():
             if self._hold_reader.is_set():
                 self._reader_held.set()
-                self._stop.wait(0.005)
+                self._reader_released.wait(0.05)
                 continue
-            self._reader_held.clear()
             try:
                 waiting = port.in_waiting
                 data = port.read(max(1, min(waiting, 4096)))
@@ -257,18 +281,25 @@ class LinkRuntime:
                 if self.trace is not None:
                     self.trace.write_frame(action.frame, outgoing=True, time=time.time())
                 port.write(action.wire)
+                start = max(time.monotonic(), self._line_free_at)
+                self._line_free_at = start + len(action.wire) * 10 / (port.baudrate or 9600)
             elif isinstance(action, SetSpeed):
                 port.flush()  # the UART must be empty before the dongle switches
+                # flush() returns once the OS has handed the bytes on: a USB adapter's FIFO (or the PTY of
+                # irda emulate) may still be sending them. The last frame at the old speed (a UA) must leave
+                # whole, so wait for its line time; this is when the peer hears its end anyway.
+                pending = self._line_free_at - time.monotonic()
+                if pending > 0:
+                    time.sleep(pending)
                 # the driver may read the dongle's echo: keep the reader thread off the port meanwhile
-                self._hold_reader.set()
-                self._reader_held.wait(0.5)
+                self._hold()
                 try:
                     self.driver.set_speed(action.baud)
                 except DongleError as exc:
-                    self._hold_reader.clear()
+                    self._release()
                     self._fail(f"{self.url}: {exc}")  # the wrong dongle type: nothing else will work
                     return
-                self._hold_reader.clear()
+                self._release()
                 self.unwrapper.reset()
                 if self.trace is not None:
                     self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -49,7 +50,7 @@ MEDIA_BUSY_AFTER_DISCOVERY = 0.100
 F_TIMEOUT_NDM = 0.500
 F_EXTENSION = 0.300  # once, while a frame is arriving
 N3 = 3
-FAST_POLL = 0.010  # the first idle poll of the primary (doubling up to its max turnaround time)
+FAST_POLL = 0.002  # the first idle poll of the primary (doubling up to its max turnaround time)
 BACKOFF = (0.020, 0.050)
 LOG_EXPIRY = 6.0
 #: most devices the discovery log holds (and one discovery round reports); the oldest entry makes room
@@ -136,12 +137,17 @@ class Discovered:
     """Our discovery round ended; ``devices`` answered it. ``started`` is when its first XID went out.
 
     ``garbled``: energy without a good frame was heard in some slot (two answers colliding, or noise), so a
-    device may have answered unheard; a round without it heard every answer there was."""
+    device may have answered unheard; a round without it heard every answer there was.
+
+    ``ended_early``: the round ended in the slot in which a device that ``stop_when`` accepted answered (see
+    :meth:`Station.discover`); the later slots did not run, so devices that would have answered in them are
+    missing."""
 
     devices: tuple[DiscoveredDevice, ...]
     started: float
     conflict: bool = False
     garbled: bool = False
+    ended_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,8 @@ class _Discovery:
     conflict: bool = False
     extensions: int = 0
     garbled: bool = False  # a slot ended with energy and no good frame after it
+    stop_when: Callable[[DiscoveredDevice], bool] | None = None
+    ending: bool = False  # stop_when accepted an answer: the final XID follows this slot at once
 
 
 @dataclass
@@ -464,13 +472,22 @@ class Station:
             self._on_setup_frame(frame, now)
 
     # --- requests -------------------------------------------------------------------------------
-    def discover(self, slots: int, now: float) -> None:
-        """Start a discovery round with ``slots`` slots; ends with a :class:`Discovered` event."""
+    def discover(self, slots: int, now: float, *,
+                 stop_when: Callable[[DiscoveredDevice], bool] | None = None) -> None:
+        """Start a discovery round with ``slots`` slots; ends with a :class:`Discovered` event.
+
+        ``stop_when(device)`` (optional) is asked about each device that answers; once it says yes, the round
+        ends there: the final XID goes out as soon as that answer is in (after the slot's end-of-frame wait,
+        as for any slot), without the slots that remain, and the event says ``ended_early``. For a caller
+        that looks for one known device (by nickname or address): it learns about it up to ``slots - 1``
+        slots (90 ms each) sooner. Stations that would have answered in the later slots see the final XID
+        and end the round as usual.
+        """
         if slots not in DISCOVERY_SLOTS:
             raise IrLAPError(f"discovery takes 1, 6, 8 or 16 slots, not {slots}")
         if self.state not in (State.NDM, State.REPLY):
             raise IrLAPError(f"cannot discover while {self.state.value}")
-        self._pending_ndm.append(("discover", slots))
+        self._pending_ndm.append(("discover", slots, stop_when))
         self._run_pending(now)
 
     def connect(self, address: int, now: float) -> None:
@@ -548,7 +565,7 @@ class Station:
             item = self._pending_ndm.popleft()
             kind = item[0]
             if kind == "discover":
-                self._begin_discovery(item[1], now)
+                self._begin_discovery(item[1], now, item[2])
             elif kind == "connect":
                 self._begin_connect(item[1], now)
             elif kind == "ui":
@@ -559,9 +576,10 @@ class Station:
                            self._ndm_xbofs())
 
     # --- discovery ------------------------------------------------------------------------------
-    def _begin_discovery(self, slots: int, now: float) -> None:
+    def _begin_discovery(self, slots: int, now: float,
+                         stop_when: Callable[[DiscoveredDevice], bool] | None = None) -> None:
         self.state = State.QUERY
-        self._discovery = _Discovery(slots=slots, started=now, conflict=self._pending_conflict)
+        self._discovery = _Discovery(slots=slots, started=now, conflict=self._pending_conflict, stop_when=stop_when)
         self._pending_conflict = False
         self._send_xid_slot(now)
 
@@ -582,7 +600,7 @@ class Station:
         d.extensions = 0
         d.garbled = d.garbled or self._frame_arriving()  # energy that never became a good frame
         d.slot += 1
-        if d.slot < d.slots:
+        if d.slot < d.slots and not d.ending:
             self._send_xid_slot(now)
             return
         final = F.XIDCommand(source=self.address, slots=d.slots, slot=F.XID_FINAL_SLOT, conflict=d.conflict,
@@ -593,7 +611,7 @@ class Station:
         for device in d.found.values():
             self._remember(device, now)
         self._events.append(Discovered(tuple(d.found.values()), d.started, conflict=self._pending_conflict,
-                                       garbled=d.garbled))
+                                       garbled=d.garbled, ended_early=d.ending and d.slot < d.slots))
         # IrLAP 6.13.4: a completed discovery clears media busy. The answers we just heard were to us; waiting
         # 500 ms after the last of them before a connect would only add latency (Linux clears it too).
         self._busy_until = min(self._busy_until, now)
@@ -611,6 +629,9 @@ class Station:
                     self._pending_conflict = True  # two devices answered with one address
                 if frame.source in d.found or len(d.found) < self.max_logged_devices:
                     d.found[frame.source] = device  # the first answers of a flood are kept, the rest ignored
+                    if d.stop_when is not None and not d.ending and d.stop_when(device):
+                        d.ending = True
+                        self._start("slot", now)  # end the slot now: _slot_expired sends the final XID
             case F.SNRM(dest=dest) if dest == self.address:
                 self._on_snrm(frame, now)
             case F.TEST(command=True) if frame.dest in (self.address, F.BROADCAST_DEVICE) and not self.connected:

@@ -24,11 +24,16 @@ connection works with credits counted in IrLMP data PDUs:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from irsock.errors import IrSockError
 from irsock.lmp import pdu as P
 from irsock.lmp.stack import IrLMP, LmpConnectConfirm, LmpConnectIndication, LmpData, LmpDisconnected
+
+if TYPE_CHECKING:
+    from irlap.station import DiscoveredDevice
 
 OWNER = "ttp"
 DEFAULT_CREDIT = 14
@@ -139,8 +144,8 @@ class TinyTP:
         return events
 
     # --- the services below, for convenience -----------------------------------------------------
-    def discover(self, slots: int, now: float) -> None:
-        self.lmp.discover(slots, now)
+    def discover(self, slots: int, now: float, *, stop_when: Callable[[DiscoveredDevice], bool] | None = None) -> None:
+        self.lmp.discover(slots, now, stop_when=stop_when)
 
     def ias_query(self, device: int, class_name: str | bytes, attribute: str | bytes, now: float,
                   timeout: float = 10.0) -> int:

@@ -71,6 +71,17 @@ def connect(name, model_name=None):
     return port, driver
 
 
+def test_plain_opens_without_a_power_up_wait():
+    """The 50 ms power-up wait is the dongle drivers' (issue 17: 50 ms of every command's start); plain has no
+    dongle to power up, while a driver for a dongle still waits."""
+    port, driver = connect("plain")
+    driver.open()
+    assert port.now == 0.0 and (port.dtr, port.rts) == (True, True) and port.works_at(9600)
+    port, driver = connect("old_belkin", "plain")
+    driver.open()
+    assert port.now == pytest.approx(0.050)
+
+
 def test_registry_lists_all_builtins():
     names = dongle_names()
     for name in ("plain", "tekram", "actisys", "actisys+", "esi", "girbil", "litelink", "ma600", "mcp2120",

@@ -10,6 +10,7 @@ from irlap import frames as F
 from irlap.errors import IrLAPError
 from irlap.qos import QosParams, line_capacity, mtt_xbofs, turn_bytes
 from irlap.station import (
+    FAST_POLL,
     LOG_EXPIRY,
     MAX_LOGGED_DEVICES,
     MEDIA_BUSY,
@@ -406,11 +407,12 @@ def test_window_of_i_frames_with_poll_on_the_last():
     [rr] = frames_out(s)
     p.receive(rr.to_bytes(), now=now + 0.01)
     p.handle_timer(now + 0.01)  # the turn: nothing to send yet, so the primary idles on its P timer
+    asked = now + 0.01 + FAST_POLL / 2  # before that timer is due
     for chunk in (b"a", b"b", b"c"):
-        p.send(chunk, now=now + 0.02)
+        p.send(chunk, now=asked)
     # requests made at one instant go out together: the turn is a timer due now
-    assert p.next_deadline() == pytest.approx(now + 0.02)
-    p.handle_timer(now + 0.02)
+    assert p.next_deadline() == pytest.approx(asked)
+    p.handle_timer(asked)
     i_frames = frames_out(p)
     assert [(f.ns, f.poll_final, f.info) for f in i_frames] == [(0, False, b"a"), (1, True, b"b")]
     for frame in i_frames:
@@ -451,14 +453,14 @@ def test_idle_primary_polls_quickly_then_backs_off_to_its_max_turnaround():
         return round(p.next_deadline() - now, 4), now
 
     waits = [round(p.next_deadline() - now, 4)]
-    for _ in range(7):
+    for _ in range(9):
         wait, now = next_idle_wait(now)
         waits.append(wait)
     # quick polls while B may be about to answer, then our max turnaround time (500 ms), where idle settles
-    assert waits == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
+    assert waits == [0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.5, 0.5]
     wait, now = next_idle_wait(now, b"response")
     assert [e.data for e in p.take_events() if isinstance(e, Data)] == [b"response"]
-    assert wait == 0.01  # data flowed: quick polls again
+    assert wait == FAST_POLL  # data flowed: quick polls again
 
 
 def test_backlog_counts_data_until_the_peer_acknowledges_it():
@@ -847,3 +849,71 @@ def test_a_connect_right_after_discovery_does_not_wait_for_media_busy():
     st.connect(B, now=end + 0.001)
     [snrm] = frames_out(st)
     assert isinstance(snrm, F.SNRM)
+
+
+# --- discovery that ends once the wanted device answered (issue 17) -----------------------------------------
+C = 0x33333333
+
+
+def seed_for_slot(slot: int, slots: int = 6) -> int:
+    """A seed with which a responder that hears slot 0 first picks ``slot`` (its first random draw)."""
+    return next(seed for seed in range(1000) if random.Random(seed).randint(0, slots - 1) == slot)
+
+
+def three_stations(wanted_slot: int, other_slot: int):
+    """The initiator A and the responders B (answers in ``wanted_slot``) and C (in ``other_slot``) on the
+    simulated medium."""
+    from irlap.sim import Simulator
+
+    sim = Simulator(seed=1)
+    nodes = [sim.add(station(A), "A"),
+             sim.add(station(B, rng=random.Random(seed_for_slot(wanted_slot))), "B"),
+             sim.add(station(C, rng=random.Random(seed_for_slot(other_slot)),
+                             info=F.DiscoveryInfo.make("other", hints=0x8420)), "C")]
+    return sim, nodes
+
+
+def run_discovery_round(sim, initiator, **options) -> Discovered:
+    initiator.station.discover(6, sim.now, **options)
+    initiator.pump()
+    sim.run(until=sim.now + 2.0, stop=lambda: any(isinstance(e, Discovered) for e in initiator.events))
+    [event] = [e for e in initiator.events if isinstance(e, Discovered)]
+    sim.run(until=sim.now + 0.1)  # the final XID goes out
+    return event
+
+
+def xid_slots(node) -> list[int]:
+    return [frame.slot for _t, raw in node.sent_frames if isinstance(frame := F.parse(raw), F.XIDCommand)]
+
+
+def test_discovery_ends_as_soon_as_the_wanted_device_answered():
+    """``discover(stop_when=...)``: B answers in slot 1, and the final XID follows its answer at once instead
+    of four more slots; C, which picked slot 4, never answers, sees the final XID, and is back in NDM with
+    no timer left, as is B; the link to B comes up right after."""
+    sim, (a, b, c) = three_stations(wanted_slot=1, other_slot=4)
+    event = run_discovery_round(sim, a, stop_when=lambda device: device.nickname == "peer")
+    assert [d.address for d in event.devices] == [B] and event.ended_early and not event.garbled
+    assert xid_slots(a) == [0, 1, F.XID_FINAL_SLOT]
+    [(answered_at, _raw)] = b.sent_frames
+    final_at = a.sent_frames[-1][0]
+    assert SLOT_TIMEOUT < answered_at < final_at < 2 * SLOT_TIMEOUT  # within B's slot, not at its end
+    assert final_at - event.started < 2 * SLOT_TIMEOUT  # 6 slots would take 6 x 90 ms
+    sim.run(until=sim.now + 1.0)
+    assert c.sent_frames == []  # its slot never came
+    for node in (b, c):
+        assert node.station.state == State.NDM and node.station.next_deadline() is None
+        assert [e.device.address for e in node.events if isinstance(e, DiscoveryIndication)] == [A]
+    a.call("connect", B)
+    sim.run(until=sim.now + 1.0, stop=lambda: any(isinstance(e, Connected) for e in a.events))
+    assert any(isinstance(e, Connected) and e.peer == B for e in a.events)
+
+
+def test_a_round_runs_every_slot_when_the_wanted_device_does_not_answer_or_answers_last():
+    sim, (a, _b, _c) = three_stations(wanted_slot=1, other_slot=4)
+    event = run_discovery_round(sim, a, stop_when=lambda device: device.nickname == "absent")
+    assert {d.address for d in event.devices} == {B, C} and not event.ended_early
+    assert xid_slots(a) == [0, 1, 2, 3, 4, 5, F.XID_FINAL_SLOT]
+    sim, (a, _b, _c) = three_stations(wanted_slot=5, other_slot=2)
+    event = run_discovery_round(sim, a, stop_when=lambda device: device.address == B)
+    assert {d.address for d in event.devices} == {B, C} and not event.ended_early  # B's was the last slot
+    assert xid_slots(a) == [0, 1, 2, 3, 4, 5, F.XID_FINAL_SLOT]

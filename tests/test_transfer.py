@@ -164,6 +164,39 @@ def test_one_clean_round_is_enough_to_choose_the_only_obex_device(medium):
         assert sender.discovery_rounds - before == 1 and not sender.last_round.garbled
 
 
+def test_a_named_device_ends_the_discovery_round_once_it_answered(medium):
+    """``choose_device(sock, NAME)`` (irda send --to): the final XID follows the slot in which the named device
+    answered (issue 17: up to five slots of 90 ms sooner), read from the sender's own frames; a round for
+    the name of nobody runs every slot."""
+    from irlap import frames as F
+    from irlap.pcap import PcapWriter, read_pcap_bytes
+
+    capture = io.BytesIO()
+    sender = medium("sender", trace=PcapWriter(capture))
+    inbox = medium("inbox", hints=transfer.OBEX_HINTS)
+    medium("printer", hints=0x0408)
+
+    with sender.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        sender.runtime.trace.flush()
+        header = capture.getvalue()
+        assert transfer.choose_device(sock, "inbox").address == inbox.address
+        sender.runtime.trace.flush()
+        frames = [F.parse(r.data) for r in read_pcap_bytes(capture.getvalue()) if r.is_frame]
+        slots = [f.slot for f in frames if isinstance(f, F.XIDCommand)]
+        [answer] = [f for f in frames if isinstance(f, F.XIDResponse) and f.source == inbox.address]
+        assert slots == [*range(answer.slot + 1), F.XID_FINAL_SLOT]
+        assert sender.last_round.ended_early == (answer.slot < 5)
+        capture.seek(0)
+        capture.truncate()
+        capture.write(header)
+        with pytest.raises(transfer.TransferError, match="no device named 'nobody'"):
+            transfer.choose_device(sock, "nobody", rounds=1)
+        sender.runtime.trace.flush()
+        frames = [F.parse(r.data) for r in read_pcap_bytes(capture.getvalue()) if r.is_frame]
+        assert [f.slot for f in frames if isinstance(f, F.XIDCommand)] == [0, 1, 2, 3, 4, 5, F.XID_FINAL_SLOT]
+        assert not sender.last_round.ended_early
+
+
 def test_no_obex_device_says_what_was_seen(medium):
     sender = medium("sender")
     medium("printer", hints=0x0408)

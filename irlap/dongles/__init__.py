@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any, ClassVar
 
 from irlap.errors import IrLAPError
@@ -108,6 +107,8 @@ _BUILTIN = {
 
 
 def _entry_points() -> dict[str, str]:
+    from importlib import metadata  # only for a name that is not built in: 10 ms of every start otherwise
+
     found = {}
     try:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):

@@ -23,6 +23,17 @@ class Plain(Dongle):
     description = "no speed control (IR = UART speed)"
     speeds = (2400, 9600, 19200, 38400, 57600, 115200)
 
+    def open(self) -> None:
+        """Raise the lines and go to 9600 bit/s, without the 50 ms power-up wait of the dongle drivers.
+
+        That wait is a dongle's (Linux runs it in its dongle-open step, which irtty-sir without a dongle type
+        never takes); a port without a dongle, a built-in SIR port or a PTY has nothing to power up, and an
+        adapter powered from DTR/RTS got them when the port was opened (pyserial raises both).
+        """
+        self.lines(True, True)
+        self.reset()
+        self.set_speed(9600)
+
     def lines(self, dtr: bool, rts: bool) -> None:
         """Raise the lines for adapters that draw power from them; ports without lines (PTYs) are fine."""
         try:

@@ -64,6 +64,7 @@ class Endpoint:
         self._rx_ready = threading.Condition(medium.lock)
         self.tx_busy_until = 0.0
         self.closed = False
+        self._cancelled = False  # cancel_read: the read in progress (or the next one) returns at once
         self.framing_errors = 0
 
     # --- host side ----------------------------------------------------------------------------
@@ -82,14 +83,21 @@ class Endpoint:
     def read(self, size: int, timeout: float | None) -> bytes:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.medium.lock:
-            while not self._rx and not self.closed:
+            while not self._rx and not self.closed and not self._cancelled:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._rx_ready.wait(remaining)
+            self._cancelled = False
             data = bytes(self._rx[:size])
             del self._rx[:size]
             return data
+
+    def cancel_read(self) -> None:
+        """The read in progress returns now with what there is (pyserial's ``cancel_read``)."""
+        with self.medium.lock:
+            self._cancelled = True
+            self._rx_ready.notify_all()
 
     def in_waiting(self) -> int:
         with self.medium.lock:

@@ -124,6 +124,10 @@ class Serial(SerialBase):
             return b""
         return self._endpoint.read(size, self._timeout)
 
+    def cancel_read(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.cancel_read()
+
     def write(self, data) -> int:
         if not self.is_open or self._endpoint is None:
             raise PortNotOpenError()

@@ -228,14 +228,18 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
 
     Discovery repeats up to ``rounds`` times because answers that collide in a slot are lost for that round:
     one device with the hint is taken after a second round, or after the first when ``iface`` (the socket's
-    interface) says that round heard nothing garbled, so no second device can have been hidden.
+    interface) says that round heard nothing garbled, so no second device can have been hidden. A round
+    for a named device ends as soon as that device has answered (the slots after its own are not run).
     Several such devices and no choice, or none at all, is a :class:`TransferError` that lists what was seen
     and ends, for none, with ``hint`` (what to check).
     """
     wanted = parse_address(to) if to else None
     seen: dict[int, net.IrdaDevice] = {}
     for _round in range(rounds):
-        for device in sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES):
+        # named: irsock's ENUMDEVICES argument ends the round once that device answered
+        found = sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES, to) if to else \
+            sock.getsockopt(C.SOL_IRLMP, C.IRLMP_ENUMDEVICES)
+        for device in found:
             if device.address not in seen:
                 log(f"found {describe_device(device)}")
             seen[device.address] = device
@@ -245,7 +249,8 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
                 return named[0]
             continue
         candidates = [d for d in seen.values() if kind in d.hint_words]
-        clean = iface is not None and iface.last_round is not None and not iface.last_round.garbled
+        last = iface.last_round if iface is not None else None
+        clean = last is not None and not last.garbled and not last.ended_early
         if len(candidates) == 1 and (_round >= 1 or clean):  # a second round gives hidden colliders a chance
             return candidates[0]
         if len(candidates) > 1:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from irlap import station as lap
@@ -407,8 +408,10 @@ class IrLMP:
         self.station.send_ui(P.build_connectionless(P.LmpConnectionless(pid, bytes(data))), now)
 
     # --- discovery -----------------------------------------------------------------------------
-    def discover(self, slots: int, now: float) -> None:
-        self.station.discover(slots, now)
+    def discover(self, slots: int, now: float, *,
+                 stop_when: Callable[[lap.DiscoveredDevice], bool] | None = None) -> None:
+        """A discovery round (``stop_when``: end it once a device it accepts answered, see ``Station.discover``)."""
+        self.station.discover(slots, now, stop_when=stop_when)
 
     def discovery_log(self, now: float) -> list[lap.DiscoveredDevice]:
         """The device log, filtered by :attr:`hint_filter` (0 = no filtering)."""

@@ -84,8 +84,13 @@ class Interface:
         return self.runtime.call(fn, timeout)
 
     # --- discovery --------------------------------------------------------------------------------
-    def discover(self, slots: int = 6, timeout: float = 3.0) -> list[DiscoveredDevice]:
+    def discover(self, slots: int = 6, timeout: float = 3.0, *,
+                 stop_when: Callable[[DiscoveredDevice], bool] | None = None) -> list[DiscoveredDevice]:
         """One discovery round; returns the devices known afterwards (the log, newest first).
+
+        ``stop_when(device)``, if given, ends the round as soon as a device it accepts has answered (the rest of
+        the slots are not run: for a caller that looks for one known device). A round already under way (not
+        ours) ends as it would.
 
         IrLAP discovers only while no link is up. A link that IrLMP keeps only for its idle time (no LSAP
         connection on it) is dropped first, at once; while a connection uses the link no round can run, and
@@ -94,7 +99,7 @@ class Interface:
         def start(stack, now) -> str:
             state = stack.lmp.station.state.value
             if state in ("NDM", "REPLY"):
-                stack.discover(slots, now)
+                stack.discover(slots, now, stop_when=stop_when)
                 return "started"
             if state == "QUERY":
                 return "started"  # a round is under way: its end will do
@@ -241,14 +246,16 @@ class Interface:
             self.runtime.call(close_all, 1.0)
             start = last_progress = time.monotonic()
             least = None
+            pause = 0.002  # the last acknowledgement is usually a poll or two away: look again soon, then less often
             while True:
                 left = self.runtime.call(backlog, 1.0)
                 now = time.monotonic()
                 if not left or now - last_progress > stall or now - start > limit:
                     return
                 if least is None or left < least:
-                    least, last_progress = left, now
-                time.sleep(0.01)
+                    least, last_progress, pause = left, now, 0.002
+                time.sleep(pause)
+                pause = min(0.02, pause * 2)
         except Exception:  # noqa: BLE001 - closing must go on whatever state the stack is in
             return
 

@@ -15,7 +15,15 @@ from irsock.lmp import pdu as P
 from irsock.net import constants as C
 from irsock.net.errors import invalid, no_option, refused, timed_out, unreachable
 from irsock.net.irda.paths import RAW_EXCLUSIVE, RAW_IRLPT
-from irsock.net.values import IasQuery, IasSet, IrdaDevice, device_address, device_list_bytes, linger
+from irsock.net.values import (
+    IasQuery,
+    IasSet,
+    IrdaDevice,
+    device_address,
+    device_list_bytes,
+    linger,
+    parse_address,
+)
 
 if TYPE_CHECKING:
     from irsock.net.irda.endpoint import IrdaEndpoint
@@ -35,7 +43,7 @@ def set_linger(sock: IrdaEndpoint, value: Any) -> None:
 
 def get_irlmp(sock: IrdaEndpoint, name: str, arg: Any) -> Any:
     if name == "IRLMP_ENUMDEVICES":
-        devices = enum_devices(sock)
+        devices = enum_devices(sock, arg if isinstance(arg, str) else None)
         return device_list_bytes(devices, arg) if isinstance(arg, int) else devices
     if name == "IRLMP_IAS_QUERY":
         if not isinstance(arg, IasQuery):
@@ -93,10 +101,21 @@ def set_irlmp(sock: IrdaEndpoint, name: str, value: Any) -> None:
         raise no_option(name)
 
 
-def enum_devices(sock: IrdaEndpoint) -> list[IrdaDevice]:
-    """IRLMP_ENUMDEVICES: a discovery round, then every device in the log."""
+def enum_devices(sock: IrdaEndpoint, wanted: str | None = None) -> list[IrdaDevice]:
+    """IRLMP_ENUMDEVICES: a discovery round, then every device in the log.
+
+    ``wanted`` (irsock's own argument: a device address or nickname, as ``irda send --to`` takes it) ends the
+    round as soon as that device has answered, instead of after every slot.
+    """
+    stop_when = None
+    if wanted:
+        address = parse_address(wanted)
+
+        def stop_when(device: Any) -> bool:
+            return device.address == address or device.nickname == wanted
+
     out = []
-    for device in sock.iface.discover():
+    for device in sock.iface.discover(stop_when=stop_when):
         hints = device.hints.ljust(2, b"\0")
         charset = device.info.charset if device.info else 0
         out.append(IrdaDevice(device.address, device.nickname, hints[0], hints[1] if hints[0] & 0x80 else 0, charset))
