@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,12 @@ import irsock
 # bytecode (in the git-ignored __pycache__ folders) whatever that variable says.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+# Each test process finds only the daemons its tests start: a user's running `irda serve` (or one a test left behind)
+# must never serve the tests' ports. $XDG_RUNTIME_DIR points at a fresh directory for this process and its children.
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="irsock-run-")
+os.environ.pop("IRSOCK_SOCKET", None)
 
 
 def in_ci() -> bool:
@@ -67,15 +75,36 @@ def interfaces():
         iface.close()
 
 
-@pytest.fixture(params=["irda", "inet"])
-def endpoints(request, medium):
-    """(make a client socket, a bound+listening server socket, the address a client connects to)."""
+@pytest.fixture
+def daemon_on(request):
+    """``daemon_on(port, **options)``: a stack daemon (irsock.daemon.server) serving ``port`` from this process, on
+    a short socket path of its own (Unix socket paths hold 107 bytes); stopped after the test."""
+    from irsock.daemon.server import StackDaemon
+
+    def start(port, **options):
+        options.setdefault("path", Path(tempfile.mkdtemp(prefix="irsd-")) / "d.sock")
+        daemon = StackDaemon(port, **options).start()
+        request.addfinalizer(daemon.stop)
+        return daemon
+
+    return start
+
+
+@pytest.fixture(params=["irda", "inet", "daemon"])
+def endpoints(request, medium, daemon_on):
+    """(make a client socket, a bound+listening server socket, the address a client connects to); ``daemon``:
+    the client's sockets live in a stack daemon serving a third station on the medium (irda serve)."""
     a, b = medium
-    if request.param == "irda":
+    if request.param in ("irda", "daemon"):
         server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
         server.bind(("Echo",))
         server.listen()
-        return (lambda: a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Echo")
+        client = a
+        if request.param == "daemon":
+            daemon = daemon_on(a.port.split("?", 1)[0], nickname="gamma")
+            client = irsock.attach(f"unix:{daemon.path}")
+            request.addfinalizer(client.close)
+        return (lambda: client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)), server, (b.address, "Echo")
     server = irsock.socket(irsock.AF_INET, irsock.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen()

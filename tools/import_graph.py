@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("irsock.obex", "irsock.sim"),  # OBEX codec/client/server (no I/O of its own); simulated runs of the stack
     ("irsock.devices",),  # emulated devices (phone, ...) that run inside a virtual device's stack
     ("irsock.net",),  # the socket API
+    ("irsock.daemon",),  # the stack daemon and its clients: one stack shared by processes (irda serve, irda run)
     ("irsock.apps",),  # what uses the API: transfer, demo, bench
     ("irsock",),  # the package's public face (irsock/__init__.py): what programs import
     ("irsock.cli",),  # the irda command: a program like any other, on top

@@ -70,6 +70,9 @@ def port_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--port", help="serial port or pyserial URL (default: $IRDA_PORT, else the emulator)")
     command.add_argument("--dongle", help="dongle type (default: $IRDA_DONGLE, else plain; see irda dongles)")
     command.add_argument("--nickname", default="irsock", help="our name in discovery")
+    command.add_argument("--socket", metavar="PATH",
+                         help="use the irsock daemon (irda serve) at PATH (default: $IRSOCK_SOCKET; a daemon that "
+                         "serves the port is used by itself)")
 
 
 def is_builtin(url: str) -> bool:
@@ -89,6 +92,13 @@ def port_settings(args: argparse.Namespace, builtin: tuple[str, str] = BUILTIN_P
     dongle = args.dongle or os.environ.get("IRDA_DONGLE") or "plain"
     if not url:
         url = f"{BUILTIN_URL}?devices={builtin[0]}"
+        from irsock.daemon import default_socket_path
+
+        served = default_socket_path(None)
+        if served.exists():  # a daemon serves the built-in emulator: irsock.attach uses it
+            print(f"irda: no --port and no IRDA_PORT: using the built-in emulator of the irsock daemon at {served}",
+                  file=sys.stderr)
+            return url, "plain"
         print(
             f"irda: no --port and no IRDA_PORT: using the built-in emulator with {builtin[1]} "
             f"({url}); give --port /dev/ttyUSB0 (and --dongle) for a real dongle",
@@ -102,10 +112,29 @@ def port_settings(args: argparse.Namespace, builtin: tuple[str, str] = BUILTIN_P
     return url, dongle
 
 
+def daemon_in_use(args: argparse.Namespace) -> str | None:
+    """The socket of the daemon a command on a port goes through: --socket / IRSOCK_SOCKET, else a daemon that serves
+    the port (or the built-in emulator) in the default place; None when the command opens the port itself."""
+    import os
+
+    from irsock.daemon import default_socket_path, live_socket
+
+    named = daemon_socket(args)
+    if named:
+        return named
+    path = default_socket_path(args.port or os.environ.get("IRDA_PORT") or None)
+    return str(path) if path.exists() and live_socket(path) else None
+
+
 def start_runtime(args: argparse.Namespace, **kwargs):
+    """A runtime of our own on the port, for the commands that work on the link itself (ias, ping, trace capture)."""
     from irlap.runtime import LinkRuntime
     from irsock.stack import full_stack
 
+    served = daemon_in_use(args)
+    if served:
+        raise CliError(f"the irsock daemon at {served} holds the port and this command works on the link itself: "
+                       "stop the daemon (or give another --port) to run it")
     url, dongle = port_settings(args)
     kwargs.setdefault("stack", full_stack)
     runtime = LinkRuntime(url, dongle=dongle, nickname=getattr(args, "nickname", None) or "irsock", **kwargs)
@@ -130,10 +159,22 @@ def stop_builtin_devices(url: str) -> None:
         drop_medium(name)  # the next run in this process makes it anew, with its devices
 
 
+def daemon_socket(args: argparse.Namespace) -> str | None:
+    """The daemon the user named: --socket, else $IRSOCK_SOCKET."""
+    import os
+
+    return getattr(args, "socket", None) or os.environ.get("IRSOCK_SOCKET") or None
+
+
 def attach(args: argparse.Namespace, builtin: tuple[str, str] = BUILTIN_PLAIN, **kwargs):
-    """An irsock interface on --port/--dongle (else IRDA_PORT, else the built-in emulator)."""
+    """An irsock interface on --port/--dongle (else IRDA_PORT, else the built-in emulator): a daemon's when one
+    serves that port or --socket/IRSOCK_SOCKET names one."""
     import irsock
 
+    path = daemon_socket(args)
+    if path:
+        return irsock.attach(f"unix:{path}", nickname=getattr(args, "nickname", None) or "irsock",
+                             hints=kwargs.get("hints", 0x0400))
     url, dongle = port_settings(args, builtin)
     return irsock.attach(url, dongle=dongle, nickname=getattr(args, "nickname", None) or "irsock", **kwargs)
 

@@ -62,9 +62,69 @@ def _discover_round(runtime, slots: int, timeout: float):
     return event
 
 
+class _LoggedDevice:
+    """A device of a daemon's discovery log (IRLMP_ENUMDEVICES), printed like a discovered one."""
+
+    def __init__(self, device) -> None:
+        self.address = device.address
+        self.device = device
+
+    def as_dict(self) -> dict:
+        from irlap.frames import hint_words
+
+        raw = bytes((self.device.hints1, self.device.hints2)) if self.device.hints1 & 0x80 else \
+            bytes((self.device.hints1,))
+        return {"address": self.address, "address_hex": f"0x{self.address:08x}", "nickname": self.device.name,
+                "hints": hint_words(raw), "hint_bytes": raw.hex(), "charset": self.device.charset}
+
+
+def _discover_through_daemon(args: argparse.Namespace, path: str) -> int:
+    """``irda discover`` while a daemon holds the port: its rounds (IRLMP_ENUMDEVICES), its discovery log."""
+    import time
+
+    import irsock
+
+    with irsock.attach(f"unix:{path}") as iface, iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        seen: dict[int, _LoggedDevice] = {}
+        deadline = time.monotonic() + args.timeout
+        rounds = 0
+        try:
+            while True:
+                found = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+                rounds += 1
+                for entry in found:
+                    device = _LoggedDevice(entry)
+                    if args.hint and not set(args.hint) <= set(device.as_dict()["hints"]):
+                        continue
+                    if args.watch and entry.address not in seen:
+                        _print_devices([device], args.json)
+                    seen[entry.address] = device
+                if not args.watch and time.monotonic() >= deadline:
+                    break
+                if args.watch:
+                    time.sleep(max(0.0, 3.0 - args.slots * 0.09))
+        except KeyboardInterrupt:
+            pass
+        if not args.watch:
+            devices = sorted(seen.values(), key=lambda d: d.address)
+            if args.json:
+                print(json.dumps({"devices": [_device_dict(d) for d in devices], "rounds": rounds}))
+            elif devices:
+                _print_devices(devices, False)
+            else:
+                print(f"no device answered {rounds} discovery round(s) of the irsock daemon at {path}",
+                      file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     import time
 
+    from irsock.cli.common import daemon_in_use
+
+    served = daemon_in_use(args)
+    if served:
+        return _discover_through_daemon(args, served)
     runtime = start_runtime(args)
     try:
         seen: dict[int, object] = {}

@@ -30,7 +30,7 @@ from irsock.lmp.stack import (
 )
 from irsock.net.errors import IrSockNetDown
 from irsock.stack import full_stack
-from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable
+from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable, TtpWritable
 
 KEPT_DEVICES = 64  # devices remembered as seen (as the station's discovery log): the oldest is forgotten first
 KEPT_IAS_RESULTS = 16  # IAS answers not yet taken by the socket that asked
@@ -128,7 +128,7 @@ class Interface:
             match event:
                 case TtpConnected(incoming=True):
                     target = self.endpoints.get(("listen", event.conn[0]))
-                case TtpConnected() | TtpReadable() | TtpDisconnected():
+                case TtpConnected() | TtpReadable() | TtpWritable() | TtpDisconnected():
                     target = self.endpoints.get(event.conn)
                 case LmpConnectIndication(owner="raw"):
                     target = self.endpoints.get(("listen", event.local))
@@ -281,6 +281,18 @@ def attach(port: str, *, dongle: str = "plain", nickname: str = "irsock", hints:
     with _lock:
         _interfaces.append(iface)
     return iface
+
+
+def remember(iface: Any) -> None:
+    """Count ``iface`` among the attached interfaces (one served by the daemon: :mod:`irsock.daemon.client`)."""
+    with _lock:
+        _interfaces.append(iface)
+
+
+def forget(iface: Any) -> None:
+    with _lock:
+        if iface in _interfaces:
+            _interfaces.remove(iface)
 
 
 def interfaces() -> list[Interface]:

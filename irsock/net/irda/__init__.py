@@ -18,6 +18,9 @@ from irsock.net.irda.endpoint import IrdaEndpoint
 def irda_provider(family: int, type_: int, proto: int, interface: Interface | None) -> IrdaEndpoint:
     """The catalog's factory for AF_IRDA: a socket of ``type_`` on ``interface`` (else the default one)."""
     iface = interface or default_interface()
+    make_endpoint = getattr(iface, "make_endpoint", None)
+    if make_endpoint is not None:  # an interface whose stack is elsewhere (the daemon's) makes its own sockets
+        return make_endpoint(type_, proto)
     if type_ == C.SOCK_DGRAM:
         return IrdaDatagram(iface, type_, proto)
     return IrdaConnection(iface, type_, proto)

@@ -55,6 +55,7 @@ class IrdaEndpoint:
         self.name: str | None = None
         self.listening = False
         self.raw = ""  # IrLMP without TinyTP: paths.RAW_IRLPT (IRLMP_IRLPT_MODE) or RAW_EXCLUSIVE (EXCLUSIVE_MODE)
+        self.hint_mask = 0  # IRLMP_HINT_MASK_SET: ENUMDEVICES keeps devices with one of these hint bits (0: all)
         self.sharp = False  # IRLMP_SHARP_MODE: a link the peer drops under an open connection is its orderly close
         self.max_sdu = 0xFFFFFFFF if type_ == C.SOCK_SEQPACKET else 0
         self.peer_max_sdu = 0

@@ -6,6 +6,7 @@ the option table reads in one place and the socket classes stay about sockets.
 
 from __future__ import annotations
 
+import errno
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from irsock.ircomm import SERVICE_3WIRE, SERVICE_9WIRE, IrCommChannel
 from irsock.lmp import pdu as P
 from irsock.net import constants as C
-from irsock.net.errors import invalid, no_option, refused, timed_out, unreachable
+from irsock.net.errors import NotOffered, invalid, no_option, os_error, timed_out, unreachable
 from irsock.net.irda.paths import RAW_EXCLUSIVE, RAW_IRLPT
 from irsock.net.values import (
     IasQuery,
@@ -49,6 +50,10 @@ def get_irlmp(sock: IrdaEndpoint, name: str, arg: Any) -> Any:
         if not isinstance(arg, IasQuery):
             raise invalid("IRLMP_IAS_QUERY takes an irsock.IasQuery(device, class_name, attribute)")
         return ias_query(sock, arg)
+    if name == "IRLMP_IAS_GET":
+        if not isinstance(arg, IasQuery):
+            raise invalid("IRLMP_IAS_GET takes an irsock.IasQuery(0, class_name, attribute) (our own IAS)")
+        return ias_get(sock, arg)
     if name == "IRLMP_SEND_PDU_LEN":
         return sock._call(lambda stack, now: stack.lmp.max_data() - (0 if sock.raw else 1))
     if name == "IRLMP_MAX_SDU_SIZE":
@@ -75,6 +80,15 @@ def set_irlmp(sock: IrdaEndpoint, name: str, value: Any) -> None:
         else:
             ias_value = P.IasValue.of_string(value.value, value.charset)
         sock._call(lambda stack, now: stack.lmp.ias.set(value.class_name, value.attribute, ias_value))
+    elif name == "IRLMP_IAS_DEL":
+        if not isinstance(value, IasQuery | IasSet):
+            raise invalid("IRLMP_IAS_DEL takes an irsock.IasQuery(0, class_name, attribute)")
+        removed = sock._call(lambda stack, now: stack.lmp.ias.remove(value.class_name, value.attribute))
+        if not removed:
+            raise os_error(OSError, errno.EADDRNOTAVAIL, C.WSAEADDRNOTAVAIL,
+                           f"no IAS attribute {value.class_name!r} {value.attribute!r} of ours to delete")
+    elif name == "IRLMP_HINT_MASK_SET":
+        sock.hint_mask = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
     elif name == "IRLMP_HINTS_SET":
         hints = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
         sock.iface.set_hints(hints)
@@ -115,11 +129,30 @@ def enum_devices(sock: IrdaEndpoint, wanted: str | None = None) -> list[IrdaDevi
             return device.address == address or device.nickname == wanted
 
     out = []
+    mask = getattr(sock, "hint_mask", 0)
     for device in sock.iface.discover(stop_when=stop_when):
         hints = device.hints.ljust(2, b"\0")
         charset = device.info.charset if device.info else 0
-        out.append(IrdaDevice(device.address, device.nickname, hints[0], hints[1] if hints[0] & 0x80 else 0, charset))
+        found = IrdaDevice(device.address, device.nickname, hints[0], hints[1] if hints[0] & 0x80 else 0, charset)
+        if not mask or (found.hints1 << 8 | found.hints2) & mask:  # IRLMP_HINT_MASK_SET: Linux filters the log
+            out.append(found)
     return out
+
+
+def ias_get(sock: IrdaEndpoint, query: IasQuery) -> P.IasValue:
+    """IRLMP_IAS_GET (Linux): an attribute of our own IAS database."""
+    def get(stack, _now):
+        ias = stack.lmp.ias
+        return ias.get(ias._name(query.class_name, "class"), ias._name(query.attribute, "attribute"))
+
+    try:
+        status, entries = sock._call(get)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    if status != P.IAS_SUCCESS:
+        raise os_error(OSError, errno.EADDRNOTAVAIL, C.WSAEADDRNOTAVAIL,
+                       f"no IAS attribute {query.class_name!r} {query.attribute!r} of ours")
+    return entries[0][1]
 
 
 def ias_query(sock: IrdaEndpoint, query: IasQuery) -> P.IasValue:
@@ -127,8 +160,8 @@ def ias_query(sock: IrdaEndpoint, query: IasQuery) -> P.IasValue:
     result = sock.ias(device, query.class_name, query.attribute, "querying IAS")
     if result is None or result.status is None:
         raise unreachable(f"0x{device:08x} did not answer the IAS query: {result.error if result else 'down'}")
-    if not result.ok:
-        raise refused(f"IAS of 0x{device:08x}: {result.describe()}")
+    if not result.ok:  # no such class or attribute: the device does not offer it (Linux: EADDRNOTAVAIL)
+        raise os_error(NotOffered, errno.ECONNREFUSED, C.WSAECONNREFUSED, f"IAS of 0x{device:08x}: {result.describe()}")
     return result.values[0]
 
 
