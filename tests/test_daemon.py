@@ -385,7 +385,8 @@ def test_the_daemon_stopping_gives_clients_enetdown_and_a_restart_serves_again(t
         peer_info = json.loads(peer_process.stdout.readline())
         with irsock.attach(f"unix:{peer_info['socket']}") as client:
             sock = client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
-            devices = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+            devices = wait_until(lambda: sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES),
+                                 "the echo device discovered")
             assert len(devices) == 1  # the echo device
             sock.connect((devices[0].address, "Echo"))
             sock.sendall(b"before")
@@ -403,7 +404,8 @@ def test_the_daemon_stopping_gives_clients_enetdown_and_a_restart_serves_again(t
         daemon, info = start_serve(run, "--port", f"{url}?devices=echo", "--socket", str(run / "peer.sock"))
         with irsock.attach(f"unix:{info['socket']}") as client:  # the stale file was replaced
             with client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
-                devices = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
+                devices = wait_until(lambda: sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES),
+                                     "the echo device discovered again")
                 assert len(devices) == 1
     finally:
         stop(peer_process)
@@ -425,6 +427,7 @@ def test_sigterm_ends_every_client_connection_with_the_reason(daemon_on):
             while sock.recv(100):
                 pass
         assert down.value.errno == errno.ENETDOWN
+        assert "went away (the daemon stopped (SIGTERM))" in str(down.value)
         sock.close()
         client.close()
     finally:

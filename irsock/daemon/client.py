@@ -98,7 +98,7 @@ class DaemonInterface:
             try:
                 return exchange(self._control, W.line(*fields))
             except IrSockNetDown as exc:
-                raise self._down(str(exc)) from None
+                raise self._down(exc.strerror or str(exc)) from None
 
     # --- what Interface offers ----------------------------------------------------------------------------
     @property
@@ -157,7 +157,10 @@ class DaemonInterface:
 def exchange(conn: _socket.socket, request: bytes, incoming: deque | None = None) -> list[str]:
     """Send ``request`` and read its answer; ``incoming`` lines that come first are kept in ``incoming``."""
     try:
-        conn.sendall(request)
+        try:
+            conn.sendall(request)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise IrSockNetDown(_farewell(conn) or exc.strerror or str(exc)) from None
         while True:
             data = W.read_line(conn)
             if data is None:
@@ -172,7 +175,9 @@ def exchange(conn: _socket.socket, request: bytes, incoming: deque | None = None
     except TimeoutError:
         raise
     except (BrokenPipeError, ConnectionResetError) as exc:
-        raise IrSockNetDown(str(exc)) from None
+        raise IrSockNetDown(exc.strerror or str(exc)) from None
+    if fields[0] == "bye":  # the daemon stops, and says why
+        raise IrSockNetDown(W.unquote(fields[1]) if len(fields) > 1 else "it stopped")
     if fields[0] == "ok":
         return fields
     if fields[0] == "err":
@@ -180,6 +185,17 @@ def exchange(conn: _socket.socket, request: bytes, incoming: deque | None = None
         exc.winerror = _WINERROR.get(exc.errno, 0)  # type: ignore[attr-defined]
         raise exc
     raise IrSockNetDown(f"it answered {fields[0]!r}")
+
+
+def _farewell(conn: _socket.socket) -> str | None:
+    """What a daemon that stopped said last (``bye REASON``), if it is still in the connection."""
+    try:
+        conn.settimeout(0.5)
+        data = W.read_line(conn)
+        fields = W.split(data) if data else []
+    except (OSError, W.ProtocolError):
+        return None
+    return W.unquote(fields[1]) if len(fields) > 1 and fields[0] == "bye" else None
 
 
 _TYPE_NAMES = {C.SOCK_STREAM: "stream", C.SOCK_SEQPACKET: "seqpacket", C.SOCK_DGRAM: "dgram"}
@@ -224,7 +240,7 @@ class DaemonSocket:
         try:
             return exchange(self.conn, W.line(*fields), self.incoming)
         except IrSockNetDown as exc:
-            raise self.iface._down(str(exc)) from None
+            raise self.iface._down(exc.strerror or str(exc)) from None
 
     def _option_request(self, *fields: object) -> list[str]:
         """Options: on our connection while it carries requests, on the interface's once it carries data."""

@@ -33,9 +33,9 @@ from typing import Any
 from irsock.daemon import protocol as W
 from irsock.daemon import socket_name
 from irsock.net import constants as C
+from irsock.net.errors import NotOffered
 from irsock.net.interface import Interface
 from irsock.net.interface import attach as attach_interface
-from irsock.net.errors import NotOffered
 from irsock.net.values import IasQuery, IasSet
 
 log = logging.getLogger("irsock.daemon")
@@ -199,7 +199,7 @@ class StackDaemon:
             if self._listener is not None:
                 self.path.unlink()
         for client in clients:
-            client.abort()
+            client.abort(reason)
         for session in list(self.sessions.values()):
             self._end_session(session, wait=False)
         if self.iface is not None:
@@ -326,15 +326,21 @@ class _Client(threading.Thread):
         self.closed = False
         self.holding = 0  # data mode: bytes read from the client, not yet taken by the IrDA socket
         self.taken = 0  # data mode: bytes read from the client in all
+        self.data_mode = False
 
     # --- the connection --------------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self.write_lock:
             self.conn.sendall(data)
 
-    def abort(self) -> None:
-        """The daemon stops: the connection ends at once, both ways."""
+    def abort(self, reason: str) -> None:
+        """The daemon stops: the connection ends at once, both ways; one still carrying messages hears why first
+        (``bye REASON``: the client's next answer; data cannot carry it)."""
         self.closed = True
+        if not self.data_mode:
+            with contextlib.suppress(OSError):
+                self.conn.settimeout(1.0)
+                self.write(W.line("bye", W.quote(reason)))
         with contextlib.suppress(OSError):
             self.conn.shutdown(_socket.SHUT_RDWR)
 
@@ -392,6 +398,7 @@ class _Client(threading.Thread):
             except OSError:
                 return
             if data_mode:
+                self.data_mode = True
                 self._pump()
                 return
 
