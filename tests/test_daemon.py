@@ -321,6 +321,8 @@ def test_receive_and_send_in_two_terminals_find_each_other_through_the_builtin_d
         assert [d["nickname"] for d in json.loads(listed.stdout)["devices"]] == ["desk"], listed.stderr
         refused = subprocess.run([*IRDA, "ping", "0x1234"], capture_output=True, text=True, env=env, timeout=60)
         assert refused.returncode == 1 and "holds the port" in refused.stderr
+        comm = subprocess.run([*IRDA, "comm", "--pty"], capture_output=True, text=True, env=env, timeout=60)
+        assert comm.returncode == 1 and "holds the port" in comm.stderr and "Traceback" not in comm.stderr
         sent = subprocess.run([*IRDA, "send", str(payload)], capture_output=True, text=True, env=env, timeout=60)
         assert sent.returncode == 0, sent.stderr
         assert "'desk'" in sent.stdout and "1/1 verified" in sent.stdout

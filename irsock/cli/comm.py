@@ -45,6 +45,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_comm(args: argparse.Namespace) -> int:
     if not args.pty:
         raise CliError("give --pty: irda comm makes a pseudo-terminal for programs to open")
+    from irsock.cli.common import daemon_in_use
+
+    served = daemon_in_use(args)
+    if served:  # the PTY's lines and termios are IrCOMM control parameters: protocol 1 of the daemon has no room
+        raise CliError(f"irda comm works on a stack of its own: the irsock daemon at {served} holds the port "
+                       "(stop it, or give irda comm another --port); programs that only read and write a 9-wire "
+                       "socket go through the daemon")
     if args.serve:
         if args.to:
             raise CliError("--serve waits for peers to connect: --to does not go with it")
