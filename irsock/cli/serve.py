@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--devices", default=str(BUILTIN_DEVICES), metavar="N|KIND,...",
                        help=f"built-in emulator only: the virtual devices on the medium (default {BUILTIN_DEVICES}; "
                        "e.g. phone,printer,dive; 0 for none)")
-    serve.add_argument("--json", action="store_true", help="print one JSON object ({socket, port, pid, address, ...}) once it serves")
+    serve.add_argument("--json", action="store_true",
+                       help="print one JSON object ({socket, port, pid, address, ...}) once it serves")
     serve.set_defaults(func=cmd_serve)
 
 

@@ -83,6 +83,17 @@ class socket:  # noqa: N801 - the name of the API it mirrors
         view[: len(data)] = data
         return len(data)
 
+    def set_writable_callback(self, callback: Any) -> bool:
+        """For event loops: have ``callback()`` called (from the stack's thread) whenever room to send may have
+        appeared or the connection ended; None removes it. True if the socket does this (AF_IRDA: its fileno() is
+        a readability flag only, so a loop cannot wait for writability on it); False if it does not, and then
+        fileno() is a real socket whose writability ``select`` and ``loop.add_writer`` see (AF_INET)."""
+        method = getattr(self._impl, "set_writable_callback", None)
+        if not callable(method):
+            return False
+        method(callback)
+        return True
+
     def unsent(self) -> int:
         """Bytes sent but not yet acknowledged by the peer (0 where the provider cannot tell)."""
         method = getattr(self._impl, "unsent", None)

@@ -32,7 +32,7 @@ from irsock.net.errors import (
 from irsock.net.interface import Interface
 from irsock.net.irda import options
 from irsock.net.values import option_name
-from irsock.ttp import TtpConnected, TtpDisconnected, TtpError
+from irsock.ttp import TtpConnected, TtpDisconnected, TtpError, TtpWritable
 
 #: The longest a blocked call sleeps before it looks again by itself. The stack wakes it on every event that
 #: can change its answer (data, room to send, the end), so this only bounds the cost of a missed wake-up.
@@ -69,6 +69,9 @@ class IrdaEndpoint:
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
         self._flagged = False
+        #: called on the engine thread when room to send may have appeared or the connection ended (see
+        #: :meth:`set_writable_callback`); the fileno() flag says "readable" only
+        self._writable_callback: Callable[[], None] | None = None
 
     # --- the readability flag for select() -----------------------------------------------------------
     def ready(self) -> bool:
@@ -93,6 +96,27 @@ class IrdaEndpoint:
     def fileno(self) -> int:
         return self._rsock.fileno()
 
+    # --- the writability callback for event loops -------------------------------------------------------
+    def set_writable_callback(self, callback: Callable[[], None] | None) -> None:
+        """Have ``callback()`` called whenever room to send may have appeared (TinyTP's send queue drained,
+        :class:`~irsock.ttp.TtpWritable`) or the connection ended; None removes it.
+
+        The fileno() flag is a readability flag only (a socketpair end is always writable), so an event loop
+        cannot wait for writability on it: this is what it uses instead (:mod:`irsock.aio`). The callback runs on
+        the engine thread under the interface's lock: it must only hand the news over (e.g.
+        ``loop.call_soon_threadsafe``), never call the socket. Raw IrLMP sockets get no drain event (IrLMP says
+        nothing when its queue shrinks): their callers also try again after a short while, as ``_wait`` does.
+        """
+        self._writable_callback = callback
+
+    def _wake_writer(self) -> None:
+        callback = self._writable_callback
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - the engine thread must go on whatever a user callback does
+                self._writable_callback = None
+
     def settimeout(self, value: float | None) -> None:
         self.timeout = value
 
@@ -107,6 +131,8 @@ class IrdaEndpoint:
                 self.peer_max_sdu = event.peer_max_sdu
             case LmpConnectConfirm():
                 self.connected = True
+            case TtpWritable():
+                pass  # for the writable callback, below
             case TtpDisconnected() | LmpDisconnected():
                 detail = getattr(event, "detail", "")
                 words = event.reason.name.lower().replace("_", " ")
@@ -126,6 +152,8 @@ class IrdaEndpoint:
             case _:
                 self.on_data_event(event)
         self._update_flag()
+        if isinstance(event, TtpWritable | TtpDisconnected | LmpDisconnected):
+            self._wake_writer()  # after the state changed: room to send, or the news that there will be none
 
     def on_data_event(self, event: Any) -> None:
         """Events that bring something to read or accept: the subclass keeps them."""
@@ -134,6 +162,7 @@ class IrdaEndpoint:
         self.error = message
         self.eof = True
         self._update_flag()
+        self._wake_writer()
 
     # --- waiting and calling the engine -----------------------------------------------------------------
     def _wait(self, ready: Callable[[], bool], what: str) -> None:
@@ -200,5 +229,6 @@ class IrdaEndpoint:
 
     def _close_endpoint(self) -> None:
         self.closed = True
+        self._writable_callback = None
         self._rsock.close()
         self._wsock.close()
