@@ -174,6 +174,19 @@ def test_connect_while_our_link_is_closing_opens_a_new_link():
     assert len(events(a, Connected)) == 2 and len(events(a, Disconnected)) >= 1
 
 
+def test_a_query_asked_during_our_discovery_round_gets_its_link_when_the_round_ends():
+    """IrLAP cannot connect while it discovers: the query waits for the end of the round, then opens the link
+    (it used to wait for a link nobody opened, and timed out after 8 s)."""
+    sim, a, b = pair()
+    a.call("discover", 6)
+    sim.run(until=0.05)
+    assert a.station.station.state.value == "QUERY"
+    a.call("ias_query", B, "Device", "DeviceName")
+    sim.run(until=3)
+    results = events(a, IasResult)
+    assert len(results) == 1 and results[0].ok and results[0].values[0].python == "beta"
+
+
 def test_query_to_another_device_drops_our_idle_link_at_once():
     """IrLAP connects to one device at a time. A link kept up only for the idle time (no LSAP open on it) is
     dropped at once when another device is asked for, which then gets its own link: not "the link is in use"."""

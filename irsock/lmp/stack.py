@@ -564,6 +564,12 @@ class IrLMP:
                 self._events.append(event)
                 if waiting:
                     self._reopen_link(waiting, now)
+            case lap.Discovered():
+                # IrLAP cannot connect while it discovers: connections asked for during our round open the link now
+                waiting = [c for c in self.connections.values() if c.state == ConnState.WAIT_LINK]
+                if waiting and not self.station.connected and self.station.state in (lap.State.NDM, lap.State.REPLY):
+                    self._reopen_link(waiting, now)
+                self._events.append(event)
             case lap.LinkReset():
                 for conn in list(self.connections.values()):
                     self._drop(conn, P.DisconnectReason.LAP_RESET, now, notify=True)
