@@ -700,3 +700,34 @@ def test_what_discovery_and_ias_answers_fill_in_the_interface_is_bounded(medium)
     assert list(a.devices) == list(range(1001 - KEPT_DEVICES, 1001))
     assert list(a.new_devices) == list(range(1001 - KEPT_DEVICES, 1001))
     assert list(a.ias_results) == [10_000 + n for n in range(1001 - KEPT_IAS_RESULTS, 1001)]
+
+
+def test_a_name_or_lsap_bound_twice_is_eaddrinuse_and_free_again_after_close(medium):
+    a, b = medium
+    first = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    first.bind(("Twice",))
+    lsap = first.lsap_sel
+    for address in (("Twice",), (f"LSAP-SEL{lsap}",)):
+        with b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as second, pytest.raises(OSError) as taken:
+            second.bind(address)
+        assert taken.value.errno == errno.EADDRINUSE
+    first.close()
+    with b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as again:
+        again.bind(("Twice",))  # the name went with the socket
+
+
+def test_an_empty_name_binds_a_free_lsap_without_an_ias_entry(medium):
+    """OpenOBEX's servers bind {"", LSAP_ANY}: Linux gave them an LSAP and no class anybody asks for."""
+    a, b = medium
+    with b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as server:
+        server.bind(("",))
+        server.listen()
+        lsap = server.lsap_sel
+        assert server.getsockname() == (b.address, f"LSAP-SEL{lsap}")
+        assert not b.call(lambda stack, _now: [o for o in stack.lmp.ias.objects if o.class_name == b""])
+        with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+            client.connect((b.address, f"LSAP-SEL{lsap}"))
+            conn, _peer = server.accept()
+            with conn:
+                client.sendall(b"by number")
+                assert conn.recv(100) == b"by number"

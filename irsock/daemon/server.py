@@ -580,10 +580,11 @@ class _Client(threading.Thread):
         of those the peer has not acknowledged (in the pump and in the stack); the client knows what it sent."""
         sid = W.number(args[0])
         sock = self._socket_of(args[0])
+        in_stack = sock.unsent()  # first: bytes the pump queues meanwhile are then missed, never counted twice
         with self.daemon_.lock:
             pumps = [c for c in self.session.clients if c.sid == sid]
         taken = sum(c.taken for c in pumps)
-        return W.ok(taken, sock.unsent() + sum(c.holding for c in pumps)), False
+        return W.ok(taken, in_stack + sum(c.holding for c in pumps)), False
 
     def _do_error(self, args: list[str]) -> tuple[bytes, bool]:
         """Why the data connection of socket SID ended: ``ok 0`` (orderly) or ``ok ERRNO TEXT``."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from irsock.ircomm import IrCommChannel
 from irsock.lmp import pdu as P
-from irsock.lmp.stack import LmpConnectIndication, LmpData
+from irsock.lmp.stack import LmpConnectIndication, LmpData, LmpError
 from irsock.net import constants as C
 from irsock.net.errors import (
     WSAEMSGSIZE,
@@ -46,6 +46,7 @@ class IrdaConnection(IrdaEndpoint):
         self.shut_wr = False
         self.ircomm: IrCommChannel | None = None  # IRLMP_9WIRE_MODE: cooked IrCOMM's control channel
         self.ircomm_rx = bytearray()  # IrCOMM user data taken from a frame and not yet read
+        self.bound = False  # bind() took an LSAP (and an IAS entry) that close() gives back
 
     @property
     def path(self):
@@ -74,8 +75,14 @@ class IrdaConnection(IrdaEndpoint):
         lsap, path, max_sdu = lsap_sel(service), self.path, self.max_sdu
 
         def do(stack, now):
+            # one socket per LSAP, and per IAS class and attribute: a second one would never see its connections
+            if lsap is not None and lsap in stack.lmp.listeners:
+                raise LmpError(f"LSAP-SEL{lsap} is bound by another socket")
+            if lsap is None and service and stack.lmp.ias.get(service.encode(), path.attribute.encode())[0] == \
+                    P.IAS_SUCCESS:
+                raise LmpError(f"{service!r} is registered in IAS by another socket")
             chosen = path.listen(stack, lsap, max_sdu)
-            if lsap is None:
+            if lsap is None and service:  # an empty name: any free LSAP, no IAS entry (Linux, OpenOBEX's servers)
                 path.register(stack, service, chosen)
             return chosen
 
@@ -84,6 +91,7 @@ class IrdaConnection(IrdaEndpoint):
         except OSError as exc:
             raise os_error(OSError, errno.EADDRINUSE, C.WSAEADDRINUSE, f"cannot bind {service!r}: {exc}") from None
         self.name = service
+        self.bound = True
 
     def listen(self, backlog: int = 5) -> None:
         if self.local_lsap is None:
@@ -354,8 +362,9 @@ class IrdaConnection(IrdaEndpoint):
         self.closed = True
         if self.conn is not None:
             self.iface.unregister(self.conn)
-        if self.listening and self.local_lsap is not None:
-            self.iface.unregister(("listen", self.local_lsap))
+        if self.bound and self.local_lsap is not None:  # bound, listening or not: its LSAP and IAS entry go
+            if self.listening:
+                self.iface.unregister(("listen", self.local_lsap))
             lsap, attribute = self.local_lsap, self.path.attribute
             service = self.name if self.name and lsap_sel(self.name) is None else None
             self._call_quietly(lambda stack, _now: release(stack, lsap, service, attribute))
