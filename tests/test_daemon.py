@@ -533,3 +533,50 @@ def test_random_requests_are_answered_and_nothing_escapes(fuzzed_daemon, request
         logging.getLogger("irsock.daemon").removeHandler(handler)
     assert not failures, failures
     assert exchange_raw(fuzzed_daemon.path, b"hello 1 1\n")[0].startswith(b"ok 1 ")
+
+
+def test_a_dongle_pulled_out_and_plugged_back_in_is_served_again(daemon_on, tmp_path):
+    """The daemon's port fails (its PTY goes away, as a USB adapter does): clients get ENETDOWN with the reason;
+    once the port is back under the same name the daemon opens it again and new sockets work."""
+    from irlap.emulator.pty_bridge import PtyBridge
+
+    from irlap.qos import QosParams
+
+    url = medium_url()
+    name = url.split("://", 1)[1]
+    # the peer's link to the pulled station ends after the link disconnect time: 3 s here (12 s by default)
+    peer = irsock.attach(f"{url}?pace=0", nickname="peer", qos=QosParams.offer(max_link_disconnect_s=3))
+    bridge = PtyBridge(name)
+    link = Path(tempfile.mkdtemp(prefix="irsp-")) / "ttyIR0"
+    link.symlink_to(bridge.path)
+    try:
+        echo_server(peer)
+        daemon = daemon_on(str(link))
+        client = irsock.attach(f"unix:{daemon.path}")
+        with client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            sock.connect((peer.address, "Echo"))
+            sock.sendall(b"before")
+            assert sock.recv(100) == b"before"
+            bridge.close()  # pulled out
+            with pytest.raises(OSError) as broken:
+                while sock.recv(100):
+                    pass
+            assert broken.value.errno in (errno.ENETDOWN, errno.ECONNRESET)
+        wait_until(lambda: daemon.port_failure, "the daemon saw the port fail")
+        with pytest.raises(OSError) as down:
+            client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM).connect((peer.address, "Echo"))
+        assert down.value.errno == errno.ENETDOWN and "is down" in str(down.value)
+        bridge = PtyBridge(name)  # plugged back in: the same name points at it again
+        link.unlink()
+        link.symlink_to(bridge.path)
+        wait_until(lambda: daemon.reopened == 1, "the daemon opened the port again")
+        wait_until(lambda: not peer.call(lambda stack, _now: stack.lmp.station.connected),
+                   "the peer's link to the pulled station timed out")
+        with client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:  # the same session goes on
+            sock.connect((peer.address, "Echo"))
+            sock.sendall(b"after")
+            assert sock.recv(100) == b"after"
+        client.close()
+    finally:
+        bridge.close()
+        peer.close()

@@ -113,6 +113,8 @@ class StackDaemon:
         self.path = Path(path) if path is not None else default_socket_path(port)
         self.group = group
         self.iface: Interface | None = None  # the port's interface (None on the built-in emulator)
+        self.port_failure: str | None = None  # why the port is down, until it is opened again
+        self.reopened = 0  # how many times the port came back after a failure
         self.lock = threading.RLock()
         self.sessions: dict[str, Session] = {}
         self.clients: set[_Client] = set()
@@ -161,10 +163,37 @@ class StackDaemon:
             os.chmod(self.path, 0o600)
         listener.listen(128)
         self._listener = listener
+        if not self.builtin:
+            threading.Thread(target=self._watch_port, name=f"irsock daemon port {self.port}", daemon=True).start()
         self._thread = threading.Thread(target=self._accept_loop, name=f"irsock daemon {self.path.name}", daemon=True)
         self._thread.start()
         log.info("serving %s on %s", self.port or "the built-in emulator", self.path)
         return self
+
+    def _watch_port(self, every: float = 0.5) -> None:
+        """A port that failed (a dongle pulled out) is opened again once it is back: clients' sockets on the old one
+        have failed with ENETDOWN and its reason; new sockets (of the same sessions too) use the new one."""
+        while not self.stopped.wait(every):
+            iface = self.iface
+            if iface is None or self.stopping is not None or iface.runtime.running:
+                continue
+            if not self.port_failure:
+                self.port_failure = iface.failure or iface.runtime.failure or "the port failed"
+                log.warning("%s failed (%s): waiting for it to come back", self.port, self.port_failure)
+            try:
+                fresh = attach_interface(self.port, dongle=self.dongle, nickname=self.nickname, hints=self.hints,
+                                         **self.interface_options)
+            except Exception:  # noqa: BLE001 - not back yet (no such device, busy, the dongle not answering)
+                continue
+            with self.lock:
+                if self.stopping is not None:
+                    fresh.close()
+                    return
+                self.iface, self.port_failure, self.reopened = fresh, None, self.reopened + 1
+            with contextlib.suppress(Exception):
+                iface.close()
+            self._apply_hints()
+            log.warning("%s is back", self.port)
 
     def _make_dir(self) -> None:
         directory = self.path.parent
@@ -239,7 +268,7 @@ class StackDaemon:
     def join(self, client: _Client, pid: int, token: str | None) -> Session:
         with self.lock:
             if token is None:
-                session = Session(secrets.token_hex(8), pid, iface=self.iface, hints=0)
+                session = Session(secrets.token_hex(8), pid, hints=0)
                 self.sessions[session.token] = session
             else:
                 session = self.sessions.get(token)
@@ -273,7 +302,7 @@ class StackDaemon:
         for sock in pending + sockets:
             with contextlib.suppress(OSError):
                 sock.close()
-        iface = session.iface
+        iface = session.iface if self.builtin else self.iface
         if iface is None or iface.closed:
             return
         if session.own_iface:
@@ -299,6 +328,11 @@ class StackDaemon:
     def interface_of(self, session: Session, nickname: str | None = None, hints: int | None = None) -> Interface:
         """The session's interface: the port's, or (built-in emulator) its own station, made now if need be."""
         with self.lock:
+            if not self.builtin:
+                if self.port_failure or (self.iface is not None and not self.iface.runtime.running):
+                    raise RequestError(errno.ENETDOWN, f"{self.port} is down ({self.port_failure or 'it failed'}): "
+                                                       "the daemon opens it again when it is back")
+                return self.iface  # the port's: after a replug, the new one
             if session.iface is not None:
                 return session.iface
             if self.stopping is not None:
@@ -422,7 +456,7 @@ class _Client(threading.Thread):
                                f"protocol version {args[0] if args else '?'}: this daemon speaks {W.VERSION}")
         pid = W.number(args[1]) if len(args) > 1 else 0
         self.session = self.daemon_.join(self, pid, args[2] if len(args) > 2 else None)
-        iface = self.session.iface
+        iface = self.session.iface if self.daemon_.builtin else self.daemon_.iface
         address = f"0x{iface.address:08x}" if iface is not None else "0x00000000"
         nickname = iface.nickname if iface is not None else self.session.nickname
         return W.ok(W.VERSION, address, W.quote(nickname), self.session.token)
