@@ -159,7 +159,7 @@ t irda completion ""
 """
     lines = subprocess.run(["bash", "-c", probe], check=True, capture_output=True, text=True).stdout.splitlines()
     assert set(lines[0].split()) == {"trace", "emulate", "dongles", "discover", "send", "receive", "print", "comm",
-                                     "bench", "demo", "ias", "ping", "serve", "sim", "completion"}
+                                     "bench", "demo", "ias", "ping", "serve", "run", "sim", "completion"}
     assert lines[1:] == ["convert show capture", "--json", "bash zsh fish"]
 
 
@@ -290,7 +290,8 @@ def test_every_json_option_says_whether_it_prints_one_object_or_json_lines():
     helps = dict(_json_options())
     assert {"ping", "demo", "trace capture", "discover", "sim discover", "dongles"} <= set(helps)
     for command, text in helps.items():
-        assert ("one JSON object" in text) != ("JSON lines" in text.replace("with --watch, JSON lines", "")), (command, text)
+        lines = "JSON lines" in text.replace("with --watch, JSON lines", "")
+        assert ("one JSON object" in text) != lines, (command, text)
     assert "JSON lines" in helps["trace show"] and "JSON lines" in helps["receive"]
 
 

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from irlap.errors import IrLAPError
-from irsock.cli import comm, completion, discovery, serve, sim, tools, trace, transfer
+from irsock.cli import comm, completion, discovery, run, serve, sim, tools, trace, transfer
 from irsock.cli.common import EXIT_ERROR, EXIT_OK, CliError
 from irsock.cli.common import subcommands as _subcommands  # the name tests know it by
 
 #: The order in which ``irda --help`` lists the commands and completion offers them: each group module registers
 #: its own commands together, a new command takes its place here too.
 COMMAND_ORDER = ("trace", "emulate", "dongles", "discover", "send", "receive", "print", "comm", "bench", "demo", "ias",
-                 "ping", "serve", "sim", "completion")
+                 "ping", "serve", "run", "sim", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"irsock {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS,
                                      prog="irda")
-    for group in (trace, tools, discovery, transfer, comm, serve, sim):
+    for group in (trace, tools, discovery, transfer, comm, serve, run, sim):
         group.register(commands)
     completion.register(commands, build_parser)
     _in_order(commands, COMMAND_ORDER)
