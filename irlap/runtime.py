@@ -19,13 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 import serial
 
 from irlap import frames as F
+from irlap import framing
 from irlap.dongles import Dongle, DongleError, get_dongle
+from irlap.dongles.framed import FrameDongle, Received
 from irlap.errors import IrLAPError
 from irlap.pcap import PcapWriter
 from irlap.port import PortError, flush_input, open_port
@@ -64,10 +67,18 @@ class LinkRuntime:
         self.url = port if isinstance(port, str) else getattr(port, "port", "port")
         self._port_arg = port
         self.dongle_name = dongle
-        self.driver_cls: type[Dongle] = get_dongle(dongle)
+        # a usb: port moves whole frames (irlap.dongles.framed); its driver follows the adapter's id unless named
+        self.usb = _is_usb(port)
+        self.driver_cls: type[Dongle] | None = None if self.usb and dongle in ("plain", "auto") else get_dongle(dongle)
+        frame_level = self.driver_cls is not None and issubclass(self.driver_cls, FrameDongle)
+        if self.driver_cls is not None and self.usb != frame_level:
+            raise PortError(f"the {dongle} driver is for {'USB' if frame_level else 'serial'} adapters; {self.url} "
+                            f"is a {'USB' if self.usb else 'serial'} port (irda dongles lists the drivers)")
         qos = qos or QosParams.offer()
-        qos = qos.restrict_bauds(self.driver_cls.speeds)
-        qos = _with_min_turnaround(qos, self.driver_cls.min_turnaround_us)
+        self._offer = qos  # a frame-level driver narrows it once the chip is open (it may tell its own limits)
+        if self.driver_cls is not None and not frame_level:
+            qos = qos.restrict_bauds(self.driver_cls.speeds)
+            qos = _with_min_turnaround(qos, self.driver_cls.min_turnaround_us)
         address = address or self.rng.randrange(1, 0xFFFFFFFF)
         self.station = Station(address, qos=qos, rng=self.rng, accept_connections=accept_connections,
                                info=F.DiscoveryInfo.make(nickname, hints=hints))
@@ -75,9 +86,11 @@ class LinkRuntime:
         self.trace = trace
         self.on_event = on_event
         self.events: queue.Queue = queue.Queue()
-        self.port: serial.SerialBase | None = None
+        self.port: Any = None
         self.driver: Dongle | None = None
+        self.frames: FrameDongle | None = None  # the driver, when it moves whole frames (USB)
         self.unwrapper = Unwrapper()
+        self._rx_baud = 9600  # the speed self.unwrapper decodes
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._hold_reader = threading.Event()  # set: the reader must leave the port alone
@@ -92,22 +105,55 @@ class LinkRuntime:
     # --- life cycle --------------------------------------------------------------------------
     def start(self) -> LinkRuntime:
         """Open the port, bring the dongle up at 9600 and start the threads."""
-        if isinstance(self._port_arg, str):
-            self.port = open_port(self._port_arg)
+        if self.usb:
+            self._open_usb()
         else:
-            self.port = self._port_arg
-        self.driver = self.driver_cls(self.port)
-        try:
-            self.driver.open()
-        except (DongleError, serial.SerialException, OSError) as exc:
-            self.port.close()
-            raise PortError(f"{self.url}: the {self.dongle_name} dongle did not come up: {exc}") from None
-        flush_input(self.port, self.station.baud)  # start clean: nothing from before the open is decoded
+            if isinstance(self._port_arg, str):
+                self.port = open_port(self._port_arg)
+            else:
+                self.port = self._port_arg
+            assert self.driver_cls is not None
+            self.driver = self.driver_cls(self.port)
+            try:
+                self.driver.open()
+            except (DongleError, serial.SerialException, OSError) as exc:
+                self.port.close()
+                raise PortError(f"{self.url}: the {self.dongle_name} dongle did not come up: {exc}") from None
+            flush_input(self.port, self.station.baud)  # start clean: nothing from before the open is decoded
         self._engine = threading.Thread(target=self._engine_loop, name=f"irlap-engine {self.url}", daemon=True)
         self._reader = threading.Thread(target=self._reader_loop, name=f"irlap-reader {self.url}", daemon=True)
         self._engine.start()
         self._reader.start()
         return self
+
+    def _open_usb(self) -> None:
+        """Open a usb: port (or take an opened UsbPort), choose its driver by id if none was named, bring it up."""
+        if isinstance(self._port_arg, str):
+            from irlap.dongles.usb import open_usb
+
+            self.port, wanted = open_usb(self._port_arg)
+        else:
+            from irlap.dongles.usb import driver_for
+
+            self.port = self._port_arg
+            wanted = driver_for(self.port.vid, self.port.pid, self.port.interface_classes)
+        if self.driver_cls is None:
+            if wanted is None:
+                self.port.close()
+                raise PortError(f"{self.url}: no driver knows the adapter {self.port.vid:04x}:{self.port.pid:04x}; "
+                                "name one with --dongle (irda dongles lists them)")
+            self.dongle_name = wanted
+            self.driver_cls = get_dongle(wanted)
+        driver = self.driver_cls(self.port)
+        assert isinstance(driver, FrameDongle)
+        self.driver = self.frames = driver
+        try:
+            driver.open()
+        except (DongleError, PortError, OSError) as exc:
+            driver.close()
+            self.port.close()
+            raise PortError(f"{self.url}: the {self.dongle_name} adapter did not come up: {exc}") from None
+        self.station.qos = driver.restrict_qos(self._offer)
 
     def close(self, disconnect: bool = True, timeout: float = 2.0) -> None:
         """Stop promptly; with ``disconnect`` a connected link is closed with DISC/RD first."""
@@ -170,10 +216,18 @@ class LinkRuntime:
             raise IrLAPError(f"the link on {self.url} is not running" + (f": {self.failure}" if self.failure else ""))
         future: Future = Future()
         self._inbox.put(("call", (fn, future)))
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            raise IrLAPError(f"the link engine on {self.url} did not answer within {timeout} s") from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            try:
+                return future.result(step)
+            except FutureTimeout:
+                # an engine that stopped (the port failed) after this call was queued never answers it
+                if not self.running and not future.done():
+                    raise IrLAPError(f"the link on {self.url} is not running"
+                                     + (f": {self.failure}" if self.failure else "")) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise IrLAPError(f"the link engine on {self.url} did not answer within {timeout} s") from None
 
     def next_event(self, timeout: float | None = None) -> Event | PortFailed | None:
         try:
@@ -198,6 +252,9 @@ class LinkRuntime:
     def _cancel_read(self) -> None:
         """Make a read in progress on the reader thread return now (pyserial's ``cancel_read``, where the port
         has it: POSIX ports and ``irsim://``); elsewhere the read ends at its timeout (50 ms)."""
+        if self.frames is not None:
+            self.frames.cancel_receive()
+            return
         cancel = getattr(self.port, "cancel_read", None)
         if cancel is not None:
             try:
@@ -217,7 +274,25 @@ class LinkRuntime:
         self._hold_reader.clear()
         self._reader_released.set()
 
+    def _frame_reader_loop(self, driver: FrameDongle) -> None:
+        while not self._stop.is_set():
+            try:
+                received = driver.receive(0.05)
+            except (IrLAPError, OSError) as exc:
+                if not self._stop.is_set():
+                    self._inbox.put(("error", str(exc) if str(exc).startswith(self.url) else f"{self.url}: {exc}"))
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever a backend raises, the link goes down with the reason
+                if not self._stop.is_set():
+                    self._inbox.put(("error", f"{self.url}: the USB adapter failed ({exc!r})"))
+                return
+            if received.frames or received.busy:
+                self._inbox.put(("frames", received))
+
     def _reader_loop(self) -> None:
+        if self.frames is not None:
+            self._frame_reader_loop(self.frames)
+            return
         port = self.port
         assert port is not None
         while not self._stop.is_set():
@@ -258,6 +333,13 @@ class LinkRuntime:
                         if self.trace is not None:
                             self.trace.write_frame(frame, outgoing=False, time=time.time())
                         station.receive(frame, now)
+                elif kind == "frames":
+                    received: Received = payload
+                    station.sense(now)
+                    for frame in received.frames:
+                        if self.trace is not None:
+                            self.trace.write_frame(frame, outgoing=False, time=time.time())
+                        station.receive(frame, now)
                 elif kind == "call":
                     fn, future = payload
                     try:
@@ -272,17 +354,32 @@ class LinkRuntime:
                     return
         except (serial.SerialException, OSError) as exc:
             self._fail(f"{self.url}: the port failed ({exc}); is the adapter unplugged?")
+        except (PortError, DongleError) as exc:  # a frame-level driver's port: its message says what happened
+            self._fail(str(exc) if str(exc).startswith(self.url) else f"{self.url}: {exc}")
 
     def _drain(self) -> None:
         port = self.port
         assert port is not None and self.driver is not None
         for action in self.stack.take_output():
-            if isinstance(action, Transmit):
+            if isinstance(action, Transmit) and self.frames is not None:
                 if self.trace is not None:
                     self.trace.write_frame(action.frame, outgoing=True, time=time.time())
-                port.write(action.wire)
+                self.frames.send_frame(action.frame, action.xbofs)
                 start = max(time.monotonic(), self._line_free_at)
-                self._line_free_at = start + len(action.wire) * 10 / (port.baudrate or 9600)
+                self._line_free_at = start + self.frames.line_time(action.frame, action.xbofs)
+            elif isinstance(action, SetSpeed) and self.frames is not None:
+                pending = self._line_free_at - time.monotonic()
+                if pending > 0:
+                    time.sleep(pending)  # the chip sends what it holds at the old speed; its line time, then switch
+                self.frames.set_speed(action.baud)
+                if self.trace is not None:
+                    self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())
+            elif isinstance(action, Transmit):
+                if self.trace is not None:
+                    self.trace.write_frame(action.frame, outgoing=True, time=time.time())
+                port.write(action.wire)  # SIR-wrapped, or MIR/FIR line bytes above 115200 (a host-framed port)
+                start = max(time.monotonic(), self._line_free_at)
+                self._line_free_at = start + framing.line_seconds(len(action.wire), port.baudrate or 9600)
             elif isinstance(action, SetSpeed):
                 port.flush()  # the UART must be empty before the dongle switches
                 # flush() returns once the OS has handed the bytes on: a USB adapter's FIFO (or the PTY of
@@ -300,11 +397,20 @@ class LinkRuntime:
                     self._fail(f"{self.url}: {exc}")  # the wrong dongle type: nothing else will work
                     return
                 self._release()
-                self.unwrapper.reset()
+                self._new_speed(action.baud)
                 if self.trace is not None:
                     self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())
         for event in self.stack.take_events():
             self._publish(event)
+
+    def _new_speed(self, baud: int) -> None:
+        """Decode what arrives from now on with the framing of ``baud`` (SIR, MIR or FIR): a partial frame is
+        forgotten; the counters stay while the framing does."""
+        if framing.kind(baud) == framing.kind(self._rx_baud):
+            self.unwrapper.reset()
+        else:
+            self.unwrapper = framing.unwrapper(baud)
+        self._rx_baud = baud
 
     def _publish(self, event: Event | PortFailed) -> None:
         if self.on_event is None:
@@ -319,6 +425,13 @@ class LinkRuntime:
         self.failure = message
         self._stop.set()
         self._publish(PortFailed(message))
+
+
+def _is_usb(port: object) -> bool:
+    """A usb: URL, or an opened USB port object (irlap.dongles.usb.UsbPort)."""
+    if isinstance(port, str):
+        return port.lower().startswith("usb:")
+    return hasattr(port, "bulk_read") and hasattr(port, "interface_classes")
 
 
 def _with_min_turnaround(qos: QosParams, needed_us: int) -> QosParams:

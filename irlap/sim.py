@@ -3,8 +3,9 @@
 Every station is a sans-IO :class:`~irlap.station.Station`; the simulator plays the part of its
 runtime (ports, UARTs, dongles) and of the light between them:
 
-* a transmission occupies the sender for ``len(wire) x 10 / baud`` seconds (10 bits per byte), and
-  every other station hears it; the medium is half duplex: a station that is sending hears nothing;
+* a transmission occupies the sender for its line time at the speed (:func:`irlap.framing.line_seconds`:
+  10 bit times per SIR byte, 8 per MIR byte, 1 us per FIR chip byte), and every other station hears it; the
+  medium is half duplex: a station that is sending hears nothing;
 * overlapping transmissions corrupt each other (every receiver gets garbage);
 * a receiver whose UART runs at another speed gets garbage too;
 * faults from one seed: bit error rate, dropped transmissions, blocked-beam windows (outages), a
@@ -12,8 +13,10 @@ runtime (ports, UARTs, dongles) and of the light between them:
   overtake them), as a buggy driver or dongle buffer would. The same seed gives the same run, event
   for event.
 
-Received bytes go through the real SIR unwrapper, so bit errors end as bad-FCS drops exactly as on
-a real line. :func:`run_link` and :func:`run_discovery` are the scenarios behind ``irda sim``.
+Received bytes go through the real decoder of the speed's framing (SIR unwrapper, MIR HDLC, FIR 4PPM), so
+bit errors hit the framing overhead too (flags, stuffed bits, preamble, chips) and end as bad-FCS, aborted
+or illegal-symbol drops exactly as on a real line. The bit error rate is per line bit (per chip at FIR).
+:func:`run_link` and :func:`run_discovery` are the scenarios behind ``irda sim``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from irlap import frames as F
+from irlap import framing
 from irlap.qos import QosParams
-from irlap.sir import Unwrapper
 from irlap.station import (
     Connected,
     Data,
@@ -80,7 +83,7 @@ class _Transmission:
 
 
 class Node:
-    """A station with its simulated port: transmit queue, UART speed and SIR unwrapper."""
+    """A station with its simulated port: transmit queue, speed and the decoder of that speed's framing."""
 
     def __init__(self, sim: Simulator, station, name: str) -> None:
         """``station`` is a Station or any stack above one with the same driver interface (IrLMP...)."""
@@ -88,7 +91,7 @@ class Node:
         self.station = station
         self.name = name
         self.baud = getattr(station, "station", station).baud
-        self.unwrapper = Unwrapper()
+        self.unwrapper = framing.unwrapper(self.baud)
         self.events: list[Event] = []
         self.on_event: Callable[[Node, Event], None] | None = None
         self.after: Callable[[Node], None] | None = None  # runs after every interaction (e.g. to feed data)
@@ -150,8 +153,11 @@ class Node:
         while self._actions:
             action = self._actions.popleft()
             if isinstance(action, SetSpeed):
+                if framing.kind(action.baud) == framing.kind(self.baud):
+                    self.unwrapper.reset()
+                else:
+                    self.unwrapper = framing.unwrapper(action.baud)  # MIR or FIR decoding (new counters)
                 self.baud = action.baud
-                self.unwrapper.reset()
                 continue
             assert isinstance(action, Transmit)
             start = self.sim.now + self.sim.faults.latency
@@ -162,7 +168,7 @@ class Node:
     def _begin(self, action: Transmit) -> None:
         now = self.sim.now
         wire = action.wire
-        end = now + len(wire) * 10 / self.baud
+        end = now + framing.line_seconds(len(wire), self.baud)
         if self.keep_history:
             self.sent_frames.append((now, action.frame))
         self.sim._transmit(_Transmission(self, now, end, wire, self.baud))
@@ -403,7 +409,7 @@ def run_link(
     primary.on_event = on_primary_event
     secondary.on_event = on_secondary_event
     primary.call("connect", 0x22222222)
-    line_rate = baud / 10
+    line_rate = framing.data_rate(baud)
     limit = nbytes * 10 / 2400 * 4 + sum(d for _s, d in (faults.outages if faults else [])) + 120
     sim.run(until=limit, stop=lambda: state["done"])
     if not state["done"]:

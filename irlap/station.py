@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from irlap import frames as F
+from irlap import framing
 from irlap.errors import FrameError, IrLAPError, QosError
+from irlap.framing import SIR_MAX
 from irlap.qos import LinkParams, QosParams, mtt_xbofs, negotiate
 from irlap.sir import wrap
 
@@ -82,14 +84,28 @@ class DisconnectReason(enum.Enum):
 # --- actions --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Transmit:
-    """Send one frame: ``xbofs`` fillers, then the SIR-wrapped frame (see :attr:`wire`)."""
+    """Send one frame: ``xbofs`` fillers, then the frame wrapped for ``baud`` (see :attr:`wire`).
+
+    ``xbofs`` is in the fill unit of the speed's framing (:mod:`irlap.framing`): XBOF bytes at SIR speeds,
+    extra start flags at MIR, idle microseconds at FIR. ``baud`` is the speed the frame goes out at (the
+    station's speed once the actions before it are carried out); it selects the framing of :attr:`wire`.
+    """
 
     frame: bytes
     xbofs: int
+    baud: int = field(default=NDM_BAUD, compare=False)
 
     @cached_property
     def wire(self) -> bytes:
-        return wrap(self.frame, self.xbofs)
+        """The line bytes: SIR-wrapped up to 115200 bit/s, MIR or FIR above."""
+        if self.baud <= SIR_MAX:
+            return wrap(self.frame, self.xbofs)
+        return framing.wrap(self.frame, self.baud, self.xbofs)
+
+    @property
+    def line_seconds(self) -> float:
+        """Seconds the frame occupies the medium at :attr:`baud`."""
+        return framing.line_seconds(len(self.wire), self.baud)
 
 
 @dataclass(frozen=True)
@@ -408,11 +424,11 @@ class Station:
 
     # --- internals: emitting ------------------------------------------------------------------
     def _emit(self, frame: F.Frame, now: float, xbofs: int) -> float:
-        action = Transmit(F.build(frame), xbofs)
+        action = Transmit(F.build(frame), xbofs, self.baud)
         self._output.append(action)
         self.stats.frames_sent += 1
         start = max(now, self._tx_free)
-        self._tx_free = start + len(action.wire) * 10 / self.baud
+        self._tx_free = start + action.line_seconds
         return self._tx_free
 
     def _set_speed(self, baud: int) -> None:
@@ -424,10 +440,19 @@ class Station:
         return NDM_XBOFS
 
     def _first_xbofs(self) -> int:
-        """Fillers before the first frame of our turn: the peer's min turnaround plus its extra BOFs."""
+        """Fill before the first frame of our turn: the peer's min turnaround plus, at SIR speeds, its extra BOFs.
+
+        Above 115200 bit/s the turnaround is extra start flags (MIR) or idle line (FIR), and the additional-BOFs
+        parameter does not apply (:func:`irlap.framing.turnaround_fill`)."""
         assert self.params is not None
-        turnaround = mtt_xbofs(self.baud, self.params.tx_min_turnaround_us) if self.baud <= 115200 else 0
-        return turnaround + self.params.tx_additional_bofs
+        if self.baud <= SIR_MAX:
+            return mtt_xbofs(self.baud, self.params.tx_min_turnaround_us) + self.params.tx_additional_bofs
+        return framing.turnaround_fill(self.baud, self.params.tx_min_turnaround_us)
+
+    def _next_xbofs(self) -> int:
+        """Fill before the later frames of a turn: the peer's extra BOFs at SIR speeds, nothing above."""
+        assert self.params is not None
+        return self.params.tx_additional_bofs if self.baud <= SIR_MAX else 0
 
     def _start(self, name: str, deadline: float) -> None:
         self._timers[name] = deadline
@@ -979,7 +1004,7 @@ class Station:
         frames[-1] = F.replace(frames[-1], poll_final=final)
         end = now
         for index, frame in enumerate(frames):
-            end = self._emit(frame, now, xbofs if index == 0 else self.params.tx_additional_bofs)
+            end = self._emit(frame, now, xbofs if index == 0 else self._next_xbofs())
         self._received_this_turn = False
         return end
 

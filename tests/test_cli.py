@@ -158,8 +158,9 @@ t irda send --j
 t irda completion ""
 """
     lines = subprocess.run(["bash", "-c", probe], check=True, capture_output=True, text=True).stdout.splitlines()
-    assert set(lines[0].split()) == {"trace", "emulate", "dongles", "discover", "send", "receive", "print", "comm",
-                                     "bench", "demo", "ias", "ping", "serve", "run", "sim", "completion"}
+    assert set(lines[0].split()) == {"trace", "emulate", "dongles", "udev-rule", "discover", "send", "receive",
+                                     "print", "comm", "bench", "demo", "ias", "ping", "serve", "run", "sim",
+                                     "completion"}
     assert lines[1:] == ["convert show capture", "--json", "bash zsh fish"]
 
 

@@ -539,7 +539,6 @@ def test_a_dongle_pulled_out_and_plugged_back_in_is_served_again(daemon_on, tmp_
     """The daemon's port fails (its PTY goes away, as a USB adapter does): clients get ENETDOWN with the reason;
     once the port is back under the same name the daemon opens it again and new sockets work."""
     from irlap.emulator.pty_bridge import PtyBridge
-
     from irlap.qos import QosParams
 
     url = medium_url()

@@ -110,8 +110,20 @@ def test_every_driver_reaches_every_speed_on_its_model(name):
 def test_unsupported_speed_is_refused(name):
     port, driver = connect(name)
     driver.open()
+    unsupported = 4000000 if 4000000 not in driver.speeds else 16000000  # the emulator's fir dongle does 4M
     with pytest.raises(DongleError, match="does not support"):
-        driver.set_speed(4000000)
+        driver.set_speed(unsupported)
+
+
+def test_serial_dongles_stay_at_sir_speeds():
+    """A UART cannot send MIR or FIR: every serial driver declares 115200 bit/s at most; only the emulator's
+    host-framed fir dongle (not a serial adapter) declares 576000-4000000."""
+    for name in MODELS:
+        speeds = get_dongle(name).speeds
+        if name == "fir":
+            assert {576000, 1152000, 4000000} <= set(speeds)
+        else:
+            assert max(speeds) <= 115200, (name, speeds)
 
 
 def test_tekram_timeline():
@@ -158,11 +170,13 @@ def test_mcp2120_close_holds_reset():
     assert (port.dtr, port.rts) == (True, True) and port.model.ir_speed(port.now + 1) is None
 
 
-@pytest.mark.parametrize("model", [n for n in MODELS if n != "plain"])
+# plain and the fir test dongle follow the UART whatever the lines and bytes say: no driver can get them wrong
+@pytest.mark.parametrize("model", [n for n in MODELS if n not in ("plain", "fir")])
 def test_wrong_driver_fails_like_hardware(model):
     """A driver for another dongle ends in garbage (speed mismatch) or silence at some speed."""
     for name in MODELS:
-        if name == model or {name, model} in ({"actisys", "actisys+"}, {"tekram", "toim3232"}):
+        # compatible pairs; the fir test dongle is a plain adapter up to 115200 (no speed control to get wrong)
+        if name == model or {name, model} in ({"actisys", "actisys+"}, {"tekram", "toim3232"}, {"plain", "fir"}):
             continue
         port, driver = connect(name, model)
         failures = 0

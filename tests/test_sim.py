@@ -146,7 +146,8 @@ def test_cli_sim_discover(capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--baud", "1234"], "SIR speeds"),
+    (["--baud", "1234"], "IrDA speeds"),
+    (["--baud", "16000000"], "IrDA speeds"),
     (["--data-size", "100"], "data sizes"),
     (["--window", "9"], "window"),
     (["--min-turn", "7"], "valid values"),

@@ -3,7 +3,9 @@
 A driver talks to the port through the pyserial interface only (``dtr``, ``rts``, ``baudrate``,
 ``write``, ``flush``, ``read``), and waits through an injectable ``sleep`` so that tests can record
 its line timeline on a virtual clock. The registry is filled from the built-in drivers and from the
-``irsock.dongles`` entry-point group, loaded lazily (the python-can model)::
+``irsock.dongles`` entry-point group, loaded lazily (the python-can model). USB adapters (``irda-usb``,
+``stir4200``, ``ks959``) are in the same registry: frame-level drivers in :mod:`irlap.dongles.usb`, on ``usb:``
+ports, which the runtime hands whole frames (:mod:`irlap.dongles.framed` says why)::
 
     from irlap.dongles import get_dongle, dongle_names
     driver = get_dongle("tekram")(port)
@@ -103,6 +105,10 @@ _BUILTIN = {
     "old_belkin": "irlap.dongles.builtin:OldBelkin",
     "toim3232": "irlap.dongles.builtin:Toim3232",
     "act200l": "irlap.dongles.builtin:Act200l",
+    # USB chips (frame-level drivers, irlap.dongles.framed; pyusb imported only when one is opened)
+    "irda-usb": "irlap.dongles.usb.bridge:UsbBridge",
+    "stir4200": "irlap.dongles.usb.stir4200:Stir4200",
+    "ks959": "irlap.dongles.usb.ks959:Ks959",
 }
 
 

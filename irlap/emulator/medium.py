@@ -6,15 +6,22 @@ the medium ``NAME``. Bytes the program writes become light at the dongle's infra
 they would have left the UART (paced at the UART's speed); every other endpoint on the medium
 hears the light, through its own dongle and UART. The medium models:
 
-* pacing: a write of n bytes occupies the sender for n x 10 / baud seconds;
+* pacing: a write of n bytes occupies the sender for n x 10 / baud seconds (a UART); at MIR and FIR speeds
+  (the ``fir`` model, light endpoints) bytes are line bytes: :func:`irlap.framing.line_seconds`;
 * half duplex: an endpoint hears nothing while it sends;
 * collisions: overlapping light from two endpoints reaches everybody as garbage;
 * speed mismatch at any step (host UART vs dongle, dongle vs dongle) by bit-level resampling
   (:mod:`irlap.emulator.uart`), so it produces the garbage and framing errors hardware shows;
 * silence from a dongle that is powered down, in reset, switching or in command mode;
 * seeded faults: bit errors and blocked-beam windows (outages, in seconds since the medium was made).
+  Bit errors hit the line bytes with their framing (XBOFs and escapes, MIR flags and stuffed bits, FIR
+  preamble and chips), so each frame's error rate follows its real length on the line.
 
 Bursts are delivered when they end (the whole write at once), like the simulator's frames.
+
+Besides the ports behind a host UART (:class:`Endpoint`, what ``irsim://`` opens), a device that puts light on
+the medium itself (an emulated USB chip) attaches a :class:`LightEndpoint`: line bytes in and out at a speed,
+and whether the medium is busy. Both kinds hear each other.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from irlap import framing
 from irlap.emulator.models import DongleModel, make_model
 from irlap.emulator.uart import resample
 from irlap.sim import flip_bits
@@ -43,7 +51,7 @@ class MediumOptions:
 
 @dataclass
 class _Burst:
-    sender: Endpoint
+    sender: Endpoint | LightEndpoint
     start: float
     end: float
     light: bytes  # bytes as light, at ``speed``
@@ -129,10 +137,112 @@ class Endpoint:
         self.medium.detach(self)
 
     # --- medium side ---------------------------------------------------------------------------
+    def light_speed(self, now: float) -> int | None:
+        """The speed this dongle receives light at now, None when it is silent."""
+        speed = self.model.ir_speed(now)
+        if speed == 0:
+            return self.host_baud  # no dongle control: light at the UART speed
+        return speed
+
+    def hear(self, data: bytes, speed: int) -> None:
+        """Light heard at ``speed``, through the dongle to the host UART."""
+        if speed != self.host_baud:
+            data, errors = _misread(data, speed, self.host_baud, self.medium.rng)
+            self.framing_errors += errors
+        self._deliver(data)
+
     def _deliver(self, data: bytes) -> None:
         if data and not self.closed:
             self._rx += data
             self._rx_ready.notify_all()
+
+
+class LightEndpoint:
+    """A device on the medium without a host UART (an emulated USB chip): line bytes in and out at a speed.
+
+    ``send(wire)`` puts line bytes already encoded for :attr:`speed` (:func:`irlap.framing.wrap`) on the medium,
+    paced at :func:`irlap.framing.line_seconds`; what the device hears arrives, when each burst ends, through
+    ``on_light(bytes)`` (called on the medium's thread: it must not block) or, without a callback, in a queue
+    :meth:`receive` empties. Heard bytes are what a receiver at *this* speed gets: bit errors, garbage after a
+    collision or from a sender at another speed. :meth:`busy` is media busy (someone else's light now).
+    """
+
+    def __init__(self, medium: Medium, name: str, speed: int | None = 9600) -> None:
+        self.medium = medium
+        self.name = name
+        self.speed = speed
+        self.on_light: Callable[[bytes], None] | None = None
+        self.tx_busy_until = 0.0
+        self.closed = False
+        self._heard: list[bytes] = []
+        self._ready = threading.Condition(medium.lock)
+
+    def set_speed(self, speed: int | None) -> None:
+        """Send and receive at ``speed`` from now on; None: silent (powered down, in reset)."""
+        if speed is not None:
+            framing.kind(speed)  # ValueError for a speed without framing
+        with self.medium.lock:
+            self.speed = speed
+
+    def send(self, wire: bytes) -> float:
+        """Put ``wire`` on the medium after what this device sent before; returns when it has left (medium time).
+
+        A silent device (speed None) sends nothing."""
+        return self.medium.send_light(self, bytes(wire))
+
+    def drained(self) -> bool:
+        """True once everything sent has left."""
+        with self.medium.lock:
+            return self.tx_busy_until <= self.medium.now()
+
+    def busy(self, now: float | None = None) -> bool:
+        """Light from another device is on the medium (at ``now``, medium time, default the present)."""
+        with self.medium.lock:
+            at = self.medium.now() if now is None else now
+            return any(b.sender is not self and b.start <= at < b.end for b in self.medium._bursts)
+
+    def receive(self, timeout: float | None = 0.0) -> list[bytes]:
+        """The bursts heard since the last call (without an ``on_light`` callback), waiting up to ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.medium.lock:
+            while not self._heard and not self.closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._ready.wait(remaining)
+            heard, self._heard = self._heard, []
+            return heard
+
+    def close(self) -> None:
+        with self.medium.lock:
+            self.closed = True
+            self._ready.notify_all()
+        self.medium.detach(self)
+
+    # --- medium side ---------------------------------------------------------------------------
+    def light_speed(self, now: float) -> int | None:
+        return self.speed
+
+    def hear(self, data: bytes, speed: int) -> None:
+        if not data or self.closed:
+            return
+        if self.on_light is not None:
+            self.on_light(data)
+        else:
+            self._heard.append(data)
+            self._ready.notify_all()
+
+
+def _misread(data: bytes, tx_speed: int, rx_speed: int, rng: random.Random | None = None) -> tuple[bytes, int]:
+    """What a receiver at ``rx_speed`` makes of line bytes sent at ``tx_speed``: the bit-level UART model between
+    two SIR speeds; garbage of the same duration when either side is MIR or FIR (another modulation)."""
+    if tx_speed == rx_speed:
+        return data, 0
+    if tx_speed <= framing.SIR_MAX and rx_speed <= framing.SIR_MAX:
+        return resample(data, tx_speed, rx_speed)
+    seconds = framing.line_seconds(len(data), tx_speed)
+    length = max(1, int(seconds * rx_speed / framing.bits_per_byte(rx_speed)))
+    return (rng or random).randbytes(length), 0
 
 
 class Medium:
@@ -143,7 +253,7 @@ class Medium:
         self.options = options or MediumOptions()
         self.rng = random.Random(self.options.seed)
         self.lock = threading.RLock()
-        self.endpoints: list[Endpoint] = []
+        self.endpoints: list[Endpoint | LightEndpoint] = []
         self.epoch = time.monotonic()
         self._bursts: list[_Burst] = []
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -160,13 +270,23 @@ class Medium:
     def attach(self, dongle: str, name: str | None = None) -> Endpoint:
         with self.lock:
             endpoint = Endpoint(self, make_model(dongle), name or f"{self.name}#{len(self.endpoints)}")
-            self.endpoints.append(endpoint)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=f"irsim-{self.name}", daemon=True)
-                self._thread.start()
+            self._add(endpoint)
             return endpoint
 
-    def detach(self, endpoint: Endpoint) -> None:
+    def attach_light(self, name: str | None = None, speed: int | None = 9600) -> LightEndpoint:
+        """A device that puts line bytes on the medium itself (see :class:`LightEndpoint`)."""
+        with self.lock:
+            endpoint = LightEndpoint(self, name or f"{self.name}#{len(self.endpoints)}", speed)
+            self._add(endpoint)
+            return endpoint
+
+    def _add(self, endpoint: Endpoint | LightEndpoint) -> None:
+        self.endpoints.append(endpoint)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"irsim-{self.name}", daemon=True)
+            self._thread.start()
+
+    def detach(self, endpoint: Endpoint | LightEndpoint) -> None:
         with self.lock:
             if endpoint in self.endpoints:
                 self.endpoints.remove(endpoint)
@@ -180,11 +300,26 @@ class Medium:
             self._wake.notify_all()
 
     # --- transmission ------------------------------------------------------------------------------
+    def send_light(self, sender: LightEndpoint, wire: bytes) -> float:
+        """Line bytes from a :class:`LightEndpoint` at its speed, after what it sent before."""
+        with self.lock:
+            now = self.now()
+            speed = sender.speed
+            if speed is None or not wire or sender.closed:
+                return max(now, sender.tx_busy_until)
+            start = max(now, sender.tx_busy_until)
+            end = start + framing.line_seconds(len(wire), speed) * self.options.pace
+            sender.tx_busy_until = end
+            burst = _Burst(sender, start, end, wire, speed)
+            self._bursts.append(burst)
+            self._schedule(end, lambda: self._deliver(burst))
+            return end
+
     def send(self, sender: Endpoint, data: bytes) -> None:
         with self.lock:
             now = self.now()
             start = max(now, sender.tx_busy_until)
-            end = start + len(data) * 10 / sender.host_baud * self.options.pace
+            end = start + sender.model.host_seconds(len(data), sender.host_baud) * self.options.pace
             sender.tx_busy_until = end
             light = sender.model.uart_write(data, sender.host_baud, start)
             speed = sender.model.ir_speed(start)
@@ -196,7 +331,7 @@ class Medium:
             if speed == 0:
                 speed = sender.host_baud  # no dongle control: light at the UART speed
             elif speed != sender.host_baud:
-                light, _errors = resample(light, sender.host_baud, speed)  # the dongle's UART misreads
+                light, _errors = _misread(light, sender.host_baud, speed, self.rng)  # the dongle's UART misreads
             burst = _Burst(sender, start, end, light, speed)
             self._bursts.append(burst)
             self._schedule(end, lambda: self._deliver(burst))
@@ -233,26 +368,21 @@ class Medium:
             self.collisions += 1
         if self._in_outage(burst.start, burst.end):
             return
-        for endpoint in self.endpoints:
+        for endpoint in list(self.endpoints):
             if endpoint is burst.sender or endpoint.closed:
                 continue
             if any(b.sender is endpoint for b in overlapping):
                 continue  # half duplex
-            speed = endpoint.model.ir_speed(burst.end)
+            speed = endpoint.light_speed(burst.end)
             if speed is None:
                 continue  # this dongle is silent
-            if speed == 0:
-                speed = endpoint.host_baud
             if collided:
                 data = self.rng.randbytes(max(1, len(burst.light) * speed // burst.speed))
             else:
                 data = self._bit_errors(burst.light)
                 if speed != burst.speed:
-                    data, _ = resample(data, burst.speed, speed)
-            if speed != endpoint.host_baud:
-                data, errors = resample(data, speed, endpoint.host_baud)
-                endpoint.framing_errors += errors
-            endpoint._deliver(data)
+                    data, _ = _misread(data, burst.speed, speed, self.rng)
+            endpoint.hear(data, speed)
 
     def _bit_errors(self, data: bytes) -> bytes:
         return flip_bits(data, self.options.ber, self.rng)

@@ -51,6 +51,10 @@ class DongleModel:
         return bytes(data)
 
     # --- outputs -----------------------------------------------------------------------------------
+    def host_seconds(self, nbytes: int, uart_baud: int) -> float:
+        """How long ``nbytes`` from the host take to arrive: a UART's 10 bit times per byte."""
+        return nbytes * 10 / uart_baud
+
     def ir_speed(self, now: float) -> int | None:
         """The speed the dongle sends and receives light at, or None when it cannot (silence)."""
         if not self.powered() or now < self.ready_at or self.command_mode():
@@ -82,6 +86,31 @@ class PlainModel(DongleModel):
 
     def powered(self) -> bool:
         return True
+
+
+class FastModel(PlainModel):
+    """A SIR/MIR/FIR controller whose host does the framing (the emulator's ``fir`` test dongle).
+
+    Up to 115200 bit/s it is a plain SIR adapter (a UART, IR speed = port speed). Set to 576000, 1152000 or
+    4000000 bit/s, its host link carries line bytes instead, as a host-framing chip's bus does: MIR's
+    bit-stuffed HDLC stream or FIR's 4PPM chips (:mod:`irlap.framing`), paced at the line time of that
+    framing, not at 10 bits a byte. No real serial adapter does this (a UART cannot run MIR or FIR): it is the
+    emulator's way to run the whole stack at MIR and FIR speeds in real time through ``irsim://``
+    (``irsim://M?dongle=fir`` with the ``fir`` driver, :mod:`irlap.emulator.fast`).
+    """
+
+    name = "fir"
+    SPEEDS: ClassVar[tuple[int, ...]] = (2400, 9600, 19200, 38400, 57600, 115200, 576000, 1152000, 4000000)
+
+    def host_seconds(self, nbytes: int, uart_baud: int) -> float:
+        if uart_baud > 115200:
+            from irlap.framing import line_seconds
+
+            return line_seconds(nbytes, uart_baud)
+        return super().host_seconds(nbytes, uart_baud)
+
+    def ir_speed(self, now: float) -> int | None:
+        return 0  # follows the port: the medium reads 0 as "the host's speed"
 
 
 class _CommandByteModel(DongleModel):
@@ -310,8 +339,8 @@ class OldBelkinModel(DongleModel):
 
 MODELS: dict[str, type[DongleModel]] = {
     cls.name: cls
-    for cls in (PlainModel, TekramModel, ActisysModel, ActisysPlusModel, EsiModel, GirbilModel, LitelinkModel,
-                Ma600Model, Mcp2120Model, OldBelkinModel, Toim3232Model, Act200lModel)
+    for cls in (PlainModel, FastModel, TekramModel, ActisysModel, ActisysPlusModel, EsiModel, GirbilModel,
+                LitelinkModel, Ma600Model, Mcp2120Model, OldBelkinModel, Toim3232Model, Act200lModel)
 }
 
 

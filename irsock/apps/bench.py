@@ -2,7 +2,8 @@
 
 ``irda bench`` prints them, ``benchmarks/obex.py`` and the HIL rig report use the same function, so a
 number in the report means the same thing as the one on the command line. Everything is real time:
-on the emulator the medium is paced like a real SIR line, on hardware it is the line.
+on the emulator the medium is paced like the real line (SIR, or MIR/FIR through the emulator's ``fir`` dongle),
+on hardware it is the line.
 """
 
 from __future__ import annotations
@@ -150,7 +151,14 @@ def _push(sender: net.Interface, receiver: net.Interface, nbytes: int) -> dict[s
     }
 
 
-def emulator_ports() -> tuple[str, str]:
-    """Two ends of a fresh emulated medium (paced like the real line)."""
+def emulator_ports(max_baud: int = 115200) -> tuple[str, str]:
+    """Two ends of a fresh emulated medium (paced like the real line); above 115200 bit/s both carry the
+    emulator's host-framed ``fir`` dongle (drive them with ``dongle="fir"``: :func:`emulator_dongle`)."""
     medium = f"bench-{uuid.uuid4().hex[:8]}"
-    return f"irsim://{medium}", f"irsim://{medium}"
+    query = "?dongle=fir" if max_baud > 115200 else ""
+    return f"irsim://{medium}{query}", f"irsim://{medium}{query}"
+
+
+def emulator_dongle(max_baud: int) -> str:
+    """The driver of :func:`emulator_ports`' dongles: plain at SIR speeds, the fir test dongle above."""
+    return "fir" if max_baud > 115200 else "plain"

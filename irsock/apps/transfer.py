@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from irlap import framing
 from irsock import net
 from irsock.net import constants as C
 from irsock.net.values import parse_address
@@ -174,7 +175,7 @@ class Summary:
     files: int
     bytes: int
     seconds: float
-    line_rate: float | None  # bytes/s the link can carry (baud / 10), None over TCP
+    line_rate: float | None  # bytes/s the link can carry (framing.data_rate: baud / 10 on SIR), None over TCP
     verified: int = 0
     results: list[PushResult] = field(default_factory=list)
     disconnect: str | None = None  # how the receiver answered DISCONNECT: "ok", "no response: ...", ...
@@ -207,9 +208,9 @@ class Summary:
 
 
 def line_rate(iface: net.Interface) -> float | None:
-    """Bytes per second the connected link carries (10 bits a byte on SIR), None without a link."""
+    """Bytes per second the connected link carries (10 bits a byte on SIR, 8 at MIR/FIR), None without a link."""
     params = iface.link_params()
-    return params.baud / 10 if params is not None else None
+    return framing.data_rate(params.baud) if params is not None else None
 
 
 # --- choosing the peer ------------------------------------------------------------------------------------

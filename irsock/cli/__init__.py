@@ -18,8 +18,8 @@ from irsock.cli.common import subcommands as _subcommands  # the name tests know
 
 #: The order in which ``irda --help`` lists the commands and completion offers them: each group module registers
 #: its own commands together, a new command takes its place here too.
-COMMAND_ORDER = ("trace", "emulate", "dongles", "discover", "send", "receive", "print", "comm", "bench", "demo", "ias",
-                 "ping", "serve", "run", "sim", "completion")
+COMMAND_ORDER = ("trace", "emulate", "dongles", "udev-rule", "discover", "send", "receive", "print", "comm", "bench",
+                 "demo", "ias", "ping", "serve", "run", "sim", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:

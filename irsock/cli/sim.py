@@ -95,8 +95,9 @@ def cmd_sim_link(args: argparse.Namespace) -> int:
     from irlap.qos import BAUD_RATES, DATA_SIZES
     from irlap.sim import Faults, run_link
 
-    if args.baud not in BAUD_RATES or args.baud > 115200:
-        raise CliError(f"--baud {args.baud}: SIR speeds are 2400, 9600, 19200, 38400, 57600 and 115200")
+    if args.baud not in BAUD_RATES or args.baud > 4000000:
+        raise CliError(f"--baud {args.baud}: IrDA speeds are 2400, 9600, 19200, 38400, 57600, 115200 (SIR), "
+                       "576000, 1152000 (MIR) and 4000000 (FIR)")
     if args.data_size not in DATA_SIZES:
         raise CliError(f"--data-size {args.data_size}: IrLAP data sizes are {', '.join(map(str, DATA_SIZES))}")
     if not 1 <= args.window <= 7:

@@ -30,8 +30,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     emulate.set_defaults(func=cmd_emulate)
 
     dongles = commands.add_parser("dongles", help="list the dongle drivers and their speeds")
+    dongles.add_argument("--scan", action="store_true",
+                         help="list the USB IrDA adapters plugged in (through pyusb/libusb), with the usb: URL of each")
     dongles.add_argument("--json", action="store_true", help="print one JSON object: {dongles: [...]}")
     dongles.set_defaults(func=cmd_dongles)
+
+    udev = commands.add_parser(
+        "udev-rule", help="print a udev rule that lets a group use the USB IrDA adapters",
+        description="Print udev rules giving GROUP (and the user at the console) the USB IrDA adapters irsock knows: "
+        "irda udev-rule | sudo tee /etc/udev/rules.d/70-irsock.rules, then plug the adapter in again.")
+    udev.add_argument("--group", default="plugdev", metavar="NAME", help="the group (default plugdev)")
+    udev.set_defaults(func=cmd_udev_rule)
 
     bench = commands.add_parser(
         "bench", help="measure one link: discovery, turnaround, goodput, CPU",
@@ -43,7 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--dongle", default="plain", help="A's dongle type (default plain)")
     bench.add_argument("--peer-dongle", help="B's dongle type (default: as A)")
     bench.add_argument("--bytes", type=byte_count, default=100_000, help="bytes to push (default 100k)")
-    bench.add_argument("--max-baud", type=int, default=115200, choices=(9600, 19200, 38400, 57600, 115200))
+    bench.add_argument("--max-baud", type=int, default=115200,
+                       choices=(9600, 19200, 38400, 57600, 115200, 576000, 1152000, 4000000),
+                       help="highest speed offered (default 115200; MIR/FIR on the emulator use its fir dongle)")
     bench.add_argument("--pings", type=int, default=5, help="TEST frames (default 5)")
     bench.add_argument("--json", action="store_true", help="print the report as one JSON object at the end")
     bench.set_defaults(func=cmd_bench)
@@ -111,8 +122,40 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_udev_rule(args: argparse.Namespace) -> int:
+    from irlap.dongles.usb import udev_rule
+
+    sys.stdout.write(udev_rule(args.group))
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from irlap.dongles.usb import scan
+    from irlap.port import PortError
+
+    try:
+        adapters = scan()
+    except PortError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc)}))
+            return EXIT_ERROR
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"adapters": adapters}))
+        return EXIT_OK
+    if not adapters:
+        print("no USB IrDA adapter found (a USB-serial adapter with a SIR dongle is a serial port: "
+              "--port /dev/ttyUSB0)")
+    for row in adapters:
+        print(f"{row['url']:<14} {row['vid']}:{row['pid']}  {row['driver']:<9} {row['description']}")
+    return EXIT_OK
+
+
 def cmd_dongles(args: argparse.Namespace) -> int:
     from irlap.dongles import DongleError, dongle_names, get_dongle
+
+    if args.scan:
+        return cmd_scan(args)
 
     rows = []
     for name in dongle_names():
@@ -136,11 +179,13 @@ def cmd_dongles(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from irsock.apps.bench import bench_link, emulator_ports
+    from irsock.apps.bench import bench_link, emulator_dongle, emulator_ports
 
     if bool(args.port) != bool(args.peer_port):
         raise CliError("give both --port (A, the sender) and --peer-port (B), or neither for the emulator")
-    ports = (args.port, args.peer_port) if args.port else emulator_ports()
+    ports = (args.port, args.peer_port) if args.port else emulator_ports(args.max_baud)
+    if not args.port and args.max_baud > 115200 and args.dongle == "plain":
+        args.dongle = emulator_dongle(args.max_baud)  # MIR/FIR on the emulator: its host-framed fir dongle
     if not args.port and not args.json:
         print(f"two stacks on the emulated medium {ports[0]} (paced like a real line)", file=sys.stderr)
     with transfer_errors():

@@ -15,6 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from irlap.errors import IrLAPError
 from irlap.pcap import PcapWriter
 from irlap.qos import QosParams
 from irlap.runtime import LinkRuntime, PortFailed
@@ -81,7 +82,14 @@ class Interface:
         if not self.runtime.running:  # the port failed (unplugged): every socket call says so, as an OSError
             failure = self.runtime.failure
             raise IrSockNetDown(f"the link on {self.runtime.url} is down" + (f": {failure}" if failure else ""))
-        return self.runtime.call(fn, timeout)
+        try:
+            return self.runtime.call(fn, timeout)
+        except IrLAPError:
+            if self.runtime.running:
+                raise
+            failure = self.runtime.failure  # it failed while the call waited: the same ENETDOWN
+            raise IrSockNetDown(f"the link on {self.runtime.url} is down"
+                                + (f": {failure}" if failure else "")) from None
 
     # --- discovery --------------------------------------------------------------------------------
     def discover(self, slots: int = 6, timeout: float = 3.0, *,

@@ -1,0 +1,557 @@
+"""Emulated USB IrDA adapters: a pyusb backend whose devices behave like the chips, on the emulated medium.
+
+:class:`EmulatedBus` implements pyusb's ``usb.backend.IBackend``, so ``usb.core.find(backend=bus)`` and every
+pyusb call the drivers make (descriptors, control requests, bulk and interrupt transfers) reach a
+:class:`ChipModel` instead of libusb. Each model answers what its chip answers (its descriptors, the requests
+it knows; a STALL, ``EPIPE``, for the ones it does not), frames or carries the bytes the way the chip does,
+and puts light on an ``irsim`` medium through a light endpoint of the medium (``Medium.attach_light``), where
+serial dongle models, virtual devices and other USB chips hear it. A driver for another chip therefore fails
+here as on hardware: its requests are refused, or what it sends never becomes a frame.
+
+``bus.unplug(device)`` pulls a device out: every transfer in progress or later fails with ``ENODEV``, as
+libusb reports a device that is gone.
+
+A ``usb:VID:PID?irsim=MEDIUM`` URL plugs a new model of that chip into the bus of MEDIUM and opens it (options
+as for ``irsim://``: ``devices``, ``ber``, ``seed``, ``pace``, ``nickname``).
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+import usb.backend
+import usb.core
+
+from irlap import framing
+from irlap.emulator.medium import Medium, MediumOptions, get_medium
+from irlap.sir import Unwrapper
+
+NO_DEVICE = "No such device (it may have been disconnected)"
+
+
+def _gone() -> usb.core.USBError:
+    return usb.core.USBError(NO_DEVICE, errno=errno.ENODEV)
+
+
+def _stall() -> usb.core.USBError:
+    return usb.core.USBError("Pipe error", errno=errno.EPIPE)
+
+
+class _Descriptor:
+    def __init__(self, **fields: Any) -> None:
+        self.extra_descriptors: list[int] = []
+        self.__dict__.update(fields)
+
+
+# --- chip models ----------------------------------------------------------------------------------------------
+class ChipModel:
+    """One emulated USB device: descriptors, endpoint 0 requests, data endpoints, and its transceiver."""
+
+    name: ClassVar[str] = "?"
+    vid: ClassVar[int] = 0
+    pid: ClassVar[int] = 0
+    device_class: ClassVar[tuple[int, int, int]] = (0, 0, 0)
+    interface_class: ClassVar[tuple[int, int, int]] = (0xFF, 0, 0)
+    #: (address, attributes (2 bulk, 3 interrupt), max packet size)
+    endpoints: ClassVar[tuple[tuple[int, int, int], ...]] = ((0x81, 2, 64), (0x02, 2, 64))
+    bcd_device: ClassVar[int] = 0x0100
+
+    def __init__(self, medium: Medium, name: str) -> None:
+        self.medium = medium
+        self.light = medium.attach_light(name, speed=None)  # silent until the host sets a speed
+        self.light.on_light = self._heard
+        self.present = True
+        self.lock = threading.Condition()
+        self.inbound: deque[bytes] = deque()  # what the chip has for the host on its IN endpoint
+        self.requests: list[tuple[int, int, int, int]] = []  # (type, request, value, index), for tests
+        self.bus = 1
+        self.address = 0
+        self.port_numbers: tuple[int, ...] = ()
+        self.configuration = 0
+        self.log: list[str] = []
+
+    # descriptors
+    def device_descriptor(self) -> _Descriptor:
+        cls, sub, proto = self.device_class
+        return _Descriptor(bLength=18, bDescriptorType=1, bcdUSB=0x0110, bDeviceClass=cls, bDeviceSubClass=sub,
+                           bDeviceProtocol=proto, bMaxPacketSize0=8, idVendor=self.vid, idProduct=self.pid,
+                           bcdDevice=self.bcd_device, iManufacturer=0, iProduct=0, iSerialNumber=0,
+                           bNumConfigurations=1, address=self.address, bus=self.bus,
+                           port_number=self.port_numbers[-1] if self.port_numbers else None,
+                           port_numbers=self.port_numbers, speed=2)
+
+    def config_descriptor(self) -> _Descriptor:
+        return _Descriptor(bLength=9, bDescriptorType=2, wTotalLength=9 + 9 + 7 * len(self.endpoints),
+                           bNumInterfaces=1, bConfigurationValue=1, iConfiguration=0, bmAttributes=0x80,
+                           bMaxPower=50)
+
+    def interface_descriptor(self) -> _Descriptor:
+        cls, sub, proto = self.interface_class
+        return _Descriptor(bLength=9, bDescriptorType=4, bInterfaceNumber=0, bAlternateSetting=0,
+                           bNumEndpoints=len(self.endpoints), bInterfaceClass=cls, bInterfaceSubClass=sub,
+                           bInterfaceProtocol=proto, iInterface=0)
+
+    def endpoint_descriptor(self, index: int) -> _Descriptor:
+        address, attributes, size = self.endpoints[index]
+        return _Descriptor(bLength=7, bDescriptorType=5, bEndpointAddress=address, bmAttributes=attributes,
+                           wMaxPacketSize=size, bInterval=1 if attributes == 3 else 0, bRefresh=0, bSynchAddress=0)
+
+    # host side (called by the bus; raise _stall() for what the chip does not know)
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        raise _stall()
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        """The next inbound packet (at most ``size`` bytes), waiting up to ``timeout``; empty when none came."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not self.inbound and self.present:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return b""
+                self.lock.wait(remaining)
+            if not self.present:
+                raise _gone()
+            packet = self.inbound.popleft()
+            if len(packet) > size:
+                self.inbound.appendleft(packet[size:])
+                packet = packet[:size]
+            return packet
+
+    def queue_in(self, packet: bytes) -> None:
+        with self.lock:
+            self.inbound.append(bytes(packet))
+            self.lock.notify_all()
+
+    # light side
+    def _heard(self, data: bytes) -> None:
+        """Bytes the transceiver decoded (medium thread): per chip."""
+
+    def unplug(self) -> None:
+        with self.lock:
+            self.present = False
+            self.lock.notify_all()
+        self.light.close()
+
+
+class BridgeChip(ChipModel):
+    """A USB IrDA Bridge class device (per the Bridge Device Definition 1.0): it wraps and checks frames itself.
+
+    Defaults are those of an ACT-IR2000U-like SIR bridge; ``speeds`` and the other descriptor fields can be
+    changed per instance (a FIR bridge lists 4000000)."""
+
+    name = "irda-usb"
+    vid, pid = 0x09C4, 0x0011
+    interface_class = (0xFE, 0x02, 0x00)
+    endpoints = ((0x81, 2, 64), (0x02, 2, 64), (0x83, 3, 1))
+
+    def __init__(self, medium: Medium, name: str, speeds: tuple[int, ...] = (2400, 9600, 19200, 38400, 57600,
+                                                                             115200)) -> None:
+        super().__init__(medium, name)
+        from irlap.qos import BAUD_RATES
+
+        self.speeds = speeds
+        self.baud_bits = sum(1 << BAUD_RATES.index(s) for s in speeds)
+        self.data_size_bits = 0x3F  # 64 ... 2048
+        self.window_bits = 0x7F  # 1 ... 7
+        self.min_turnaround_bits = 0x07  # 10, 5, 1 ms: the chip's receiver needs 1 ms at least
+        self.bofs_bits = 0x04  # 12 additional BOFs
+        self.speed: int | None = None  # until the host's first header sets it: no light
+        self.xbofs = 12
+        self.unwrapper = Unwrapper()
+        self.busy_pending = False
+
+    def class_descriptor(self) -> bytes:
+        return bytes((12, 0x21, 0x00, 0x01, self.data_size_bits, self.window_bits, self.min_turnaround_bits)) + \
+            self.baud_bits.to_bytes(2, "little") + bytes((self.bofs_bits, 0, 0))
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0xA1 and request == 0x06 and index == 0:  # GET_CLASS_SPECIFIC_DESCRIPTOR
+            return self.class_descriptor()[:length]
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x02:
+            raise _stall()
+        if not data:
+            return
+        header, frame = data[0], bytes(data[1:])
+        if frame and self.speed is not None:
+            self.light.send(framing.wrap(frame, self.speed, self.xbofs if self.speed <= 115200 else 0))
+        # the header's changes apply after the frame (spec 5.4.2.2): the frame above is paced at the old speed
+        speed_code, xbof_code = header & 0x0F, header >> 4
+        speeds = {1: 2400, 2: 9600, 3: 19200, 4: 38400, 5: 57600, 6: 115200, 7: 576000, 8: 1152000, 9: 4000000}
+        if speed_code:
+            wanted = speeds.get(speed_code)
+            if wanted in self.speeds:
+                self.speed = wanted
+                self.light.set_speed(wanted)
+                self.unwrapper = framing.unwrapper(wanted)
+            else:
+                self.log.append(f"header asks for an unsupported speed code {speed_code}")
+        xbofs = {1: 48, 2: 24, 3: 12, 4: 6, 5: 3, 6: 2, 7: 1, 8: 0}
+        if xbof_code in xbofs:
+            self.xbofs = xbofs[xbof_code]
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint == 0x83:  # the interrupt endpoint some bridges have: nothing the spec defines comes here
+            time.sleep(min(timeout, 0.05))
+            return b""
+        if endpoint != 0x81:
+            raise _stall()
+        return super().data_in(endpoint, size, timeout)
+
+    def _heard(self, data: bytes) -> None:
+        stats = self.unwrapper.stats
+        before = (stats.bad_fcs, stats.aborted, stats.garbage_bytes)
+        frames = self.unwrapper.feed(data)
+        broken = (stats.bad_fcs, stats.aborted, stats.garbage_bytes) != before
+        for frame in frames:
+            self.queue_in(bytes((0x80 if broken or self.busy_pending else 0x00,)) + frame)
+            self.busy_pending = broken = False
+        if broken or (not frames and self.unwrapper.in_frame):
+            if not self.busy_pending:
+                self.busy_pending = True
+                self.queue_in(b"\x80")  # energy that made no frame: the medium is busy
+
+
+class Stir4200Chip(ChipModel):
+    """SigmaTel STIr4200: registers by vendor requests, host-framed bytes in ``55 AA len`` blocks, raw bytes in."""
+
+    name = "stir4200"
+    vid, pid = 0x066F, 0x4200
+    interface_class = (0xFF, 0x00, 0x00)
+    endpoints = ((0x01, 2, 64), (0x82, 2, 64))
+    PDCLK = {0xDF: 2400, 0x77: 9600, 0x3B: 19200, 0x1D: 38400, 0x13: 57600, 0x09: 115200, 0x02: 4000000}
+
+    def __init__(self, medium: Medium, name: str) -> None:
+        super().__init__(medium, name)
+        self.regs = bytearray(16)
+        self.regs[3] = 0x01  # CTRL1: the modulator comes up in reset
+        self.rx = bytearray()
+
+    def _speed(self) -> int | None:
+        """The IR speed the registers select, or None while the chip cannot send or receive."""
+        mode, pdclk, ctrl1 = self.regs[1], self.regs[2], self.regs[3]
+        if ctrl1 & 0x01 or ctrl1 & 0x18 == 0x18 or not mode & 0x02:  # SRESET, both powered down, no NRESET
+            return None
+        speed = self.PDCLK.get(pdclk)
+        if speed is None or (speed == 4000000) != bool(mode & 0x80) or (speed == 2400) != bool(mode & 0x01):
+            return None
+        if speed != 4000000 and not mode & 0x20:
+            return None
+        return speed
+
+    def _apply(self) -> None:
+        speed = self._speed()
+        if speed == 4000000:
+            speed = None  # FIR light waits for the medium's FIR support in this model
+        if speed != self.light.speed:
+            self.light.set_speed(speed)
+
+    def _fifo(self) -> bytes:
+        speed = self.light.speed
+        left = max(0.0, self.light.tx_busy_until - self.medium.now()) if speed else 0.0
+        count = min(int(left * speed / 10), 4095) if speed else 0
+        status = 0x10 | (0x04 if count == 0 else 0)
+        return bytes((status, count & 0xFF, count >> 8))
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0x40 and request == 0x03 and index < 16:  # WRITE_SINGLE
+            self.regs[index] = value & 0xFF
+            if index == 5 and value & 0x08:
+                self.log.append("FIFO cleared")
+            self._apply()
+            return b""
+        if request_type == 0xC0 and request == 0x01 and index < 16:  # READ_REG
+            view = bytearray(self.regs)
+            view[5:8] = self._fifo()
+            return bytes(view[index:index + length])
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x01:
+            raise _stall()
+        data = bytes(data)
+        while data:
+            if len(data) < 4 or data[:2] != b"\x55\xaa":
+                self.log.append(f"bad transmit header {data[:4].hex()}")
+                return  # the chip drops a block without its header
+            length = int.from_bytes(data[2:4], "little")
+            block, data = data[4:4 + length], data[4 + length:]
+            if self.light.speed:
+                self.light.send(block)
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint != 0x82:
+            raise _stall()
+        return super().data_in(endpoint, size, timeout)
+
+    def _heard(self, data: bytes) -> None:
+        self.queue_in(data)
+
+
+class Ks959Chip(ChipModel):
+    """Kingsun KS-959: obfuscated class requests on endpoint 0 for data and speed; a dummy interrupt endpoint."""
+
+    name = "ks959"
+    vid, pid = 0x07D0, 0x4959
+    interface_class = (0xFF, 0x00, 0x00)  # not in public sources; the chip is found by its id
+    endpoints = ((0x81, 3, 8),)
+    KEY = b"wangshuofei19710"
+    SPEEDS = (2400, 9600, 19200, 38400, 57600, 115200)
+
+    def __init__(self, medium: Medium, name: str) -> None:
+        super().__init__(medium, name)
+        self.rx = bytearray()
+        self.counter = 0
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0x21 and request == 0x09 and index == 1 and value == 0x0200:
+            if len(data) != 8:
+                raise _stall()
+            baud, flags = int.from_bytes(data[:4], "little"), data[4]
+            if baud in self.SPEEDS and flags & 0x03 == 0x03:
+                self.light.set_speed(baud)
+            else:
+                self.log.append(f"speed record {data.hex()} not taken")
+                self.light.set_speed(None)
+            return b""
+        if request_type == 0x21 and request == 0x09 and index == 0:
+            size = value
+            if size == 0 or len(data) != ((size + 7) & ~0x7) + 0x10:
+                self.log.append(f"transmit of {len(data)} bytes for {size} dropped")
+                return b""
+            mask = self.KEY[(size & 0x0F) ^ 0x06] ^ 0x55
+            if self.light.speed:
+                self.light.send(bytes(b ^ mask for b in data[:size]))
+            return b""
+        if request_type == 0xA1 and request == 0x01 and value == 0x0200:
+            out = bytearray()
+            with self.lock:
+                taken = 0
+                while taken < len(self.rx) and len(out) < length:
+                    self.counter = (self.counter + 1) & 0xFF
+                    if self.counter == 0:
+                        out.append(0x95 ^ 0x55)  # the filler byte at each wrap of the counter
+                        continue
+                    out.append(self.rx[taken] ^ self.counter ^ 0x55)
+                    taken += 1
+                del self.rx[:taken]
+            return bytes(out)
+        raise _stall()
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint != 0x81:
+            raise _stall()
+        time.sleep(min(timeout, 0.05))  # the interrupt endpoint never has anything
+        return b""
+
+    def _heard(self, data: bytes) -> None:
+        with self.lock:
+            self.rx += data
+
+
+CHIPS: dict[str, type[ChipModel]] = {cls.name: cls for cls in (BridgeChip, Stir4200Chip, Ks959Chip)}
+BY_ID: dict[tuple[int, int], type[ChipModel]] = {(cls.vid, cls.pid): cls for cls in CHIPS.values()}
+
+
+# --- the bus --------------------------------------------------------------------------------------------------
+class EmulatedBus(usb.backend.IBackend):
+    """A pyusb backend whose devices are chip models (see the module docstring)."""
+
+    def __init__(self, medium: Medium, number: int = 1) -> None:
+        super().__init__()
+        self.medium = medium
+        self.number = number
+        self.devices: list[ChipModel] = []
+        self._next_port = 1
+        self._lock = threading.Lock()
+
+    def plug(self, chip: str | type[ChipModel], port: int | None = None, **options: Any) -> ChipModel:
+        """A new device of ``chip`` (a name from CHIPS or a model class) on ``port`` (default: the next free one)."""
+        cls = CHIPS[chip] if isinstance(chip, str) else chip
+        with self._lock:
+            if port is None:
+                port = self._next_port
+            if any(d.port_numbers == (port,) for d in self.devices):
+                raise ValueError(f"port {port} of emulated USB bus {self.number} is taken")
+            self._next_port = max(self._next_port, port + 1)
+            device = cls(self.medium, f"{self.medium.name}/usb{self.number}-{port}", **options)
+            device.bus, device.port_numbers, device.address = self.number, (port,), port + 1
+            self.devices.append(device)
+        return device
+
+    def unplug(self, device: ChipModel) -> None:
+        with self._lock:
+            if device in self.devices:
+                self.devices.remove(device)
+        device.unplug()
+
+    def view(self, device: ChipModel) -> EmulatedBus:
+        """A backend that enumerates ``device`` alone (what one ``usb:`` URL opens)."""
+        view = EmulatedBus(self.medium, self.number)
+        view.devices = [device]
+        view.unplug = self.unplug  # type: ignore[method-assign]
+        return view
+
+    # IBackend
+    def enumerate_devices(self):
+        return [d for d in self.devices if d.present]
+
+    def get_parent(self, dev):
+        return None
+
+    def get_device_descriptor(self, dev):
+        return dev.device_descriptor()
+
+    def get_configuration_descriptor(self, dev, config):
+        if config != 0:
+            raise IndexError(config)
+        return dev.config_descriptor()
+
+    def get_interface_descriptor(self, dev, intf, alt, config):
+        if (intf, alt, config) != (0, 0, 0):
+            raise IndexError(intf)
+        return dev.interface_descriptor()
+
+    def get_endpoint_descriptor(self, dev, ep, intf, alt, config):
+        if ep >= len(dev.endpoints):
+            raise IndexError(ep)
+        return dev.endpoint_descriptor(ep)
+
+    def _check(self, dev: ChipModel) -> None:
+        if not dev.present:
+            raise _gone()
+
+    def open_device(self, dev):
+        self._check(dev)
+        return dev
+
+    def close_device(self, dev_handle):
+        pass
+
+    def set_configuration(self, dev_handle, config_value):
+        self._check(dev_handle)
+        dev_handle.configuration = config_value
+
+    def get_configuration(self, dev_handle):
+        self._check(dev_handle)
+        return dev_handle.configuration
+
+    def set_interface_altsetting(self, dev_handle, intf, altsetting):
+        self._check(dev_handle)
+
+    def claim_interface(self, dev_handle, intf):
+        self._check(dev_handle)
+
+    def release_interface(self, dev_handle, intf):
+        pass
+
+    def is_kernel_driver_active(self, dev_handle, intf):
+        return False
+
+    def clear_halt(self, dev_handle, ep):
+        self._check(dev_handle)
+
+    def ctrl_transfer(self, dev_handle, bmRequestType, bRequest, wValue, wIndex, data, timeout):
+        self._check(dev_handle)
+        dev_handle.requests.append((bmRequestType, bRequest, wValue, wIndex))
+        if bmRequestType & 0x80:
+            answer = dev_handle.control(bmRequestType, bRequest, wValue, wIndex, b"", len(data))
+            answer = answer[:len(data)]
+            data[:len(answer)] = type(data)(data.typecode, answer)
+            return len(answer)
+        payload = bytes(data) if data is not None else b""
+        dev_handle.control(bmRequestType, bRequest, wValue, wIndex, payload, len(payload))
+        return len(payload)
+
+    def _write(self, dev_handle, ep, data):
+        self._check(dev_handle)
+        dev_handle.data_out(ep, bytes(data))
+        return len(data)
+
+    def _read(self, dev_handle, ep, buff, timeout):
+        self._check(dev_handle)
+        packet = dev_handle.data_in(ep, len(buff), (timeout or 1000) / 1000)
+        if not packet:
+            raise usb.core.USBTimeoutError("Operation timed out", errno=errno.ETIMEDOUT)
+        buff[:len(packet)] = type(buff)(buff.typecode, packet)
+        return len(packet)
+
+    def bulk_write(self, dev_handle, ep, intf, data, timeout):
+        return self._write(dev_handle, ep, data)
+
+    def intr_write(self, dev_handle, ep, intf, data, timeout):
+        return self._write(dev_handle, ep, data)
+
+    def bulk_read(self, dev_handle, ep, intf, buff, timeout):
+        return self._read(dev_handle, ep, buff, timeout)
+
+    def intr_read(self, dev_handle, ep, intf, buff, timeout):
+        return self._read(dev_handle, ep, buff, timeout)
+
+
+_BUSES: dict[str, EmulatedBus] = {}
+_BUSES_LOCK = threading.Lock()
+
+
+def bus_for(medium: str | Medium) -> EmulatedBus:
+    """The emulated USB bus whose devices shine on ``medium`` (made on first use)."""
+    if isinstance(medium, str):
+        medium, _created = get_medium(medium)
+    with _BUSES_LOCK:
+        bus = _BUSES.get(medium.name)
+        if bus is None or bus.medium is not medium:
+            bus = _BUSES[medium.name] = EmulatedBus(medium, number=len(_BUSES) + 1)
+        return bus
+
+
+def backend_for_url(parsed: Any) -> EmulatedBus:
+    """For ``usb:VID:PID?irsim=MEDIUM&...``: plug a new model of that chip into MEDIUM's bus; its backend view."""
+    from irlap.port import PortError
+
+    options = dict(parsed.options)
+    name = options.pop("irsim") or "default"
+    chip = options.pop("chip", None)
+    cls = CHIPS.get(chip) if chip else BY_ID.get((parsed.vid, parsed.pid)) if parsed.vid is not None else None
+    located = parsed.bus is not None and chip is None
+    if cls is None and not located:
+        known = ", ".join(f"{c.vid:04x}:{c.pid:04x} ({n})" for n, c in CHIPS.items())
+        raise PortError(f"cannot open {parsed.url}: no emulated USB chip {chip or 'with that id'}; emulated: {known}")
+    try:
+        medium_options = MediumOptions(ber=float(options.pop("ber", 0)), seed=int(options.pop("seed", 0)),
+                                       pace=float(options.pop("pace", 1)))
+        devices = options.pop("devices", "0")
+        nickname = options.pop("nickname", "virtual")
+        from irlap.emulator.virtual import parse_devices
+
+        count = parse_devices(devices)
+    except ValueError as exc:
+        raise PortError(f"cannot open {parsed.url}: {exc}") from None
+    if options:
+        raise PortError(f"cannot open {parsed.url}: unknown option {next(iter(options))!r} (irsim, chip, devices, "
+                        "ber, seed, pace, nickname)")
+    medium, created = get_medium(name, medium_options)
+    if created and count:
+        from irlap.emulator.virtual import spawn_devices
+
+        spawn_devices(name, count, prefix=nickname, seed=medium_options.seed)
+    bus = bus_for(medium)
+    if located:
+        return bus  # usb:BUS-PORT?irsim=...: a chip already plugged in there (bus.plug), none is added
+    return bus.view(bus.plug(cls))
+
+
+def chip_of(port: Any) -> ChipModel:
+    """The emulated chip behind an opened :class:`~irlap.dongles.usb.UsbPort` (for tests and the rig)."""
+    chip = port.device._ctx.dev
+    if not isinstance(chip, ChipModel):
+        raise TypeError(f"{port.url} is not an emulated USB device")
+    return chip

@@ -1,0 +1,440 @@
+"""USB IrDA adapters: each driver against its emulated chip (a pyusb backend on the emulated medium), end to end.
+
+Discovery, a link at every speed the chip has, TinyTP and OBEX transfers; every wrong driver/chip pair fails;
+a chip pulled out mid-transfer is ENETDOWN with the reason; garbage from a chip never raises out of a driver.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import threading
+import uuid
+
+import pytest
+import usb.core
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import irsock
+from irlap.dongles import DongleError, dongle_names, get_dongle
+from irlap.dongles.framed import FrameDongle
+from irlap.dongles.usb import KNOWN_IDS, UsbPort, parse_usb_url, scan, udev_rule
+from irlap.dongles.usb.bridge import ClassDescriptor
+from irlap.emulator.medium import get_medium
+from irlap.emulator.usb import BY_ID, CHIPS, bus_for, chip_of
+from irlap.emulator.virtual import devices_on
+from irlap.port import PortError
+from irlap.qos import BAUD_RATES, QosParams
+from irlap.sir import wrap
+from irsock.apps.transfer import connect_obex
+from irsock.net.errors import IrSockNetDown
+from irsock.obex import ObexClient
+from tests.conftest import wait_until
+
+#: each emulated chip and the id its URL names
+CHIP_IDS = {name: f"{cls.vid:04x}:{cls.pid:04x}" for name, cls in CHIPS.items()}
+USB_DRIVERS = [name for name in dongle_names() if issubclass(get_dongle(name), FrameDongle)]
+
+
+def fresh(prefix: str = "usb") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def url(chip: str, medium: str, **options) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"irsim": medium, **options}.items())
+    return f"usb:{CHIP_IDS[chip]}?{query}"
+
+
+def echo_round_trip(iface, payload: bytes, timeout: float = 60) -> bytes:
+    [device] = [d for d in iface.discover(timeout=5) if d.info.nickname.startswith("virtual")]
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        sock.connect((device.address, "Echo"))
+        received = bytearray()
+
+        def reader():
+            while len(received) < len(payload):
+                data = sock.recv(65536)
+                if not data:
+                    return
+                received.extend(data)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sock.sendall(payload)
+        thread.join(timeout)
+        return bytes(received)
+
+
+def test_every_usb_driver_has_an_emulated_chip_and_the_registry_lists_it():
+    assert set(USB_DRIVERS) == set(CHIPS)
+    for driver, _what in KNOWN_IDS.values():
+        assert driver in USB_DRIVERS
+    for cls in CHIPS.values():
+        assert (cls.vid, cls.pid) in KNOWN_IDS or cls.interface_class[:2] == (0xFE, 0x02)
+
+
+@pytest.mark.parametrize("chip", sorted(CHIPS))
+def test_discovery_and_tinytp_echo_in_real_time(chip):
+    """Paced like a real line: the adapter's driver is chosen by the id, discovery, IAS, 20 KB echoed at 115200."""
+    name = fresh()
+    with irsock.attach(url(chip, name, devices=1), nickname="pc") as iface:
+        assert iface.runtime.dongle_name == chip
+        payload = bytes(range(256)) * 80
+        assert echo_round_trip(iface, payload) == payload
+        params = iface.runtime.station.params
+        assert params is not None and params.baud == max(get_dongle(chip).speeds)
+
+
+@pytest.mark.parametrize("chip", sorted(CHIPS))
+def test_every_speed_the_chip_has(chip):
+    """A link at each SIR speed the chip supports (the offer capped there), data intact at that speed."""
+    driver = get_dongle(chip)
+    for baud in [b for b in driver.speeds if b >= 9600]:
+        name = fresh()
+        qos = QosParams.offer(max_baud=baud)
+        with irsock.attach(url(chip, name, devices=1, pace=0), nickname="pc", qos=qos) as iface:
+            payload = bytes(range(256)) * 8
+            assert echo_round_trip(iface, payload) == payload, baud
+            assert iface.runtime.station.params.baud == baud
+            assert iface.runtime.frames.speed == baud
+
+
+@pytest.mark.parametrize("chip", sorted(CHIPS))
+def test_obex_push_to_the_emulated_phone(chip, tmp_path):
+    name = fresh()
+    with irsock.attach(url(chip, name, devices="phone", pace=0), nickname="pc") as iface:
+        [phone] = devices_on(name)
+        [device] = iface.discover(timeout=5)
+        data = bytes(range(256)) * 40
+        with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            connect_obex(sock, device.address)
+            with ObexClient(sock) as client:
+                result = client.put_bytes("photo.bin", data)
+        assert result.verified
+        [stored] = phone.call(lambda stack, now: list(stack.inbox.objects))
+        assert stored.name == "photo.bin" and stored.data == data
+
+
+def test_two_usb_adapters_of_different_chips_talk_to_each_other():
+    """A Bridge-class adapter and an STIr4200 on one medium: one serves Echo, the other connects."""
+    name = fresh()
+    a = irsock.attach(url("irda-usb", name, pace=0), nickname="alpha")
+    b = irsock.attach(url("stir4200", name), nickname="beta")
+    try:
+        server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+        server.bind(("Echo",))
+        server.listen(1)
+
+        def serve():
+            conn, _ = server.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+        threading.Thread(target=serve, daemon=True).start()
+        [device] = a.discover(timeout=5)
+        assert device.info.nickname == "beta"
+        payload = bytes(range(256)) * 20
+        with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+            client.connect((device.address, "Echo"))
+            client.sendall(payload)
+            received = bytearray()
+            while len(received) < len(payload):
+                received += client.recv(65536)
+        assert bytes(received) == payload
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("driver", USB_DRIVERS)
+@pytest.mark.parametrize("chip", sorted(CHIPS))
+def test_only_the_right_driver_works_with_each_chip(driver, chip):
+    """Each driver forced on each chip: the right pair finds the device, every wrong pair fails (refused
+    requests at open, or nothing that becomes a frame)."""
+    name = fresh()
+    try:
+        iface = irsock.attach(url(chip, name, devices=1, pace=0), dongle=driver, nickname="pc")
+    except PortError as exc:
+        assert driver != chip, exc
+        assert "did not come up" in str(exc)
+        return
+    with iface:
+        found = iface.discover(timeout=3)
+    assert bool(found) == (driver == chip), (driver, chip, found)
+
+
+@pytest.mark.parametrize("chip", sorted(CHIPS))
+def test_unplugged_mid_transfer_is_enetdown_with_the_reason(chip):
+    name = fresh()
+    with irsock.attach(url(chip, name, devices=1), nickname="pc") as iface:
+        [device] = iface.discover(timeout=5)
+        sock = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+        sock.connect((device.address, "Echo"))
+        sock.sendall(b"x" * 4000)
+        assert sock.recv(1)  # the transfer is under way
+        emulated = chip_of(iface.runtime.port)
+        bus_for(name).unplug(emulated)
+        with pytest.raises(OSError) as failure:
+            for _ in range(200):
+                sock.sendall(b"y" * 4000)
+                sock.recv(65536)
+        # the connection breaks with the reason; everything after that on the interface is ENETDOWN
+        assert failure.value.errno in (errno.ECONNRESET, errno.ENETDOWN) and "unplugged" in str(failure.value)
+        wait_until(lambda: iface.runtime.failure is not None, "the runtime saw the port fail")
+        assert "unplugged" in iface.runtime.failure and iface.runtime.url in iface.runtime.failure
+        with pytest.raises(IrSockNetDown, match="unplugged") as down:
+            iface.discover(timeout=1)
+        assert down.value.errno == errno.ENETDOWN
+
+
+def test_usb_url_forms_and_clear_errors():
+    assert (parse_usb_url("usb:066f:4200").vid, parse_usb_url("usb:066f:4200").pid) == (0x066F, 0x4200)
+    located = parse_usb_url("usb:1-4.2")
+    assert (located.bus, located.ports) == (1, (4, 2))
+    assert parse_usb_url("usb:").vid is None
+    for bad in ("usb:zz", "usb:1:2:3", "usb:x-1", "usb:10000:1"):
+        with pytest.raises(PortError, match="names no USB device"):
+            parse_usb_url(bad)
+    with pytest.raises(PortError, match="no emulated USB chip"):
+        irsock.attach(f"usb:1234:5678?irsim={fresh()}")
+    with pytest.raises(PortError, match="serial adapters"):
+        irsock.attach(f"usb:066f:4200?irsim={fresh()}", dongle="tekram")
+    with pytest.raises(PortError, match="USB adapters"):
+        irsock.attach(f"irsim://{fresh()}", dongle="stir4200")
+
+
+def test_a_usb_port_is_found_by_bus_and_port_path():
+    name = fresh()
+    bus = bus_for(name)
+    first, second = bus.plug("stir4200"), bus.plug("irda-usb")
+    from irlap.dongles.usb import open_usb
+
+    port, driver = open_usb(f"usb:{bus.number}-{second.port_numbers[0]}", backend=bus)
+    try:
+        assert driver == "irda-usb" and chip_of(port) is second
+    finally:
+        port.close()
+    found = scan(backend=bus)
+    assert [(row["driver"], row["url"]) for row in found] == [
+        ("stir4200", f"usb:{bus.number}-{first.port_numbers[0]}"),
+        ("irda-usb", f"usb:{bus.number}-{second.port_numbers[0]}")]
+
+
+def test_bridge_class_is_recognised_by_interface_class_alone():
+    """A no-name bridge with an unknown id is taken by irda-usb through its interface class 0xFE/0x02."""
+    from irlap.emulator.usb import BridgeChip
+
+    class NoName(BridgeChip):
+        vid, pid = 0x1234, 0xABCD
+
+    name = fresh()
+    bus = bus_for(name)
+    chip = bus.plug(NoName)
+    [row] = scan(backend=bus)
+    assert row["driver"] == "irda-usb" and row["vid"] == "1234"
+    from irlap.dongles.usb import open_usb
+
+    port, driver = open_usb("usb:1234:abcd", backend=bus.view(chip))
+    port.close()
+    assert driver == "irda-usb"
+
+
+def test_bridge_descriptor_narrows_the_offer_and_header_changes_apply_after_the_frame():
+    name = fresh()
+    bus = bus_for(name)
+    chip = bus.plug("irda-usb", speeds=(9600, 19200, 38400))
+    chip.data_size_bits, chip.window_bits = 0x0F, 0x07  # up to 512 bytes, 3 frames
+    from irlap.dongles.usb import open_usb
+    from irlap.runtime import LinkRuntime
+
+    port, _driver = open_usb("usb:09c4:0011", backend=bus.view(chip))
+    runtime = LinkRuntime(port, dongle="auto").start()
+    try:
+        qos = runtime.station.qos
+        assert [b for i, b in enumerate(BAUD_RATES) if qos.baud >> i & 1] == [9600, 19200, 38400]
+        assert qos.value("data_size") == 512 and qos.value("window_size") == 3
+        assert runtime.frames.min_turnaround_us == 1000
+        # a frame with a speed change in its header goes out at the old speed
+        light = get_medium(name)[0].attach_light("listener", speed=9600)
+        heard = []
+        light.on_light = heard.append
+        runtime.call(lambda station, now: None)
+        runtime.frames.port.bulk_write(0x02, bytes((0x03,)) + b"\xff\x93hello")  # 19200 after this frame
+        wait_until(lambda: heard, "the listener heard the frame")
+        assert wrap(b"\xff\x93hello", 12)[-8:] in b"".join(heard)
+        assert chip.speed == 19200
+    finally:
+        runtime.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40))
+def test_class_descriptor_parser_takes_any_bytes(raw):
+    try:
+        descriptor = ClassDescriptor(raw)
+    except DongleError:
+        return
+    assert 9600 in descriptor.speeds and descriptor.max_window >= 1
+
+
+class FakeChip:
+    """A UsbPort stand-in whose IN endpoint returns scripted packets (garbage from a broken chip)."""
+
+    def __init__(self, packets):
+        self.packets = list(packets)
+
+    def bulk_read(self, endpoint, size, timeout_ms):
+        return self.packets.pop(0) if self.packets else b""
+
+    def control_in(self, request_type, request, value, index, length, timeout_ms=500):
+        return self.packets.pop(0)[:length] if self.packets else b""
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=12))
+def test_receive_paths_never_raise_on_garbage(packets):
+    from irlap.dongles.usb.bridge import UsbBridge
+    from irlap.dongles.usb.ks959 import Ks959
+    from irlap.dongles.usb.stir4200 import Stir4200
+
+    for cls in (UsbBridge, Stir4200, Ks959):
+        driver = cls(FakeChip(packets))
+        driver.speed = 9600
+        for _ in range(len(packets) + 1):
+            received = driver.receive(0.001)
+            assert all(isinstance(f, bytes) and f for f in received.frames)
+
+
+def test_garbage_from_the_chip_does_not_stop_the_link():
+    """A chip that sends noise between the frames: the station counts bad frames, the echo still works."""
+    name = fresh()
+    with irsock.attach(url("irda-usb", name, devices=1, pace=0), nickname="pc") as iface:
+        chip = chip_of(iface.runtime.port)
+        for junk in (b"\x00", b"\x80\x01", b"\x00\xff\xff\xff", bytes(range(200))):
+            chip.queue_in(junk)
+        payload = bytes(range(256)) * 10
+        assert echo_round_trip(iface, payload) == payload
+        assert iface.runtime.running
+
+
+def test_udev_rule_names_every_known_adapter_and_the_group(capsys):
+    rule = udev_rule("irda")
+    for vid, pid in KNOWN_IDS:
+        assert f'ATTR{{idVendor}}=="{vid:04x}", ATTR{{idProduct}}=="{pid:04x}"' in rule
+    assert rule.count('GROUP="irda"') == len(KNOWN_IDS)
+    from irsock.cli import main
+
+    assert main(["udev-rule", "--group", "wheel"]) == 0
+    assert 'GROUP="wheel"' in capsys.readouterr().out
+
+
+def test_dongles_scan_cli_reports_what_it_finds(capsys):
+    """The real bus in CI has no IrDA adapter (or no libusb): either way one clear line or JSON, no traceback."""
+    from irsock.cli import main
+
+    code = main(["dongles", "--scan", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    assert "adapters" in out or "error" in out
+
+
+def test_emulated_transfers_fail_with_enodev_after_unplug():
+    name = fresh()
+    bus = bus_for(name)
+    chip = bus.plug("stir4200")
+    from irlap.dongles.usb import open_usb
+
+    port, _ = open_usb("usb:066f:4200", backend=bus.view(chip))
+    assert isinstance(port, UsbPort)
+    bus.unplug(chip)
+    with pytest.raises(PortError, match="unplugged"):
+        port.bulk_write(0x01, b"\x55\xaa\x00\x00")
+    with pytest.raises(usb.core.USBError):
+        port.device.ctrl_transfer(0xC0, 0x01, 0, 5, 3)
+    port.close()
+
+
+def test_every_emulated_chip_id_opens_its_own_driver():
+    for (vid, pid), cls in BY_ID.items():
+        assert KNOWN_IDS.get((vid, pid), ("irda-usb",))[0] == cls.name
+
+
+def test_a_pace_of_one_keeps_real_time():
+    """The emulated chip paces its light like the line: 2 KB at 9600 bit/s take about 2 s of medium time."""
+    name = fresh()
+    bus = bus_for(name)
+    chip = bus.plug("irda-usb")
+    from irlap.dongles.usb import open_usb
+    from irlap.dongles.usb.bridge import UsbBridge
+
+    port, _ = open_usb("usb:09c4:0011", backend=bus.view(chip))
+    driver = UsbBridge(port)
+    driver.open()
+    driver.send_frame(b"\xff\x03" + bytes(2000), 0)
+    assert chip.light.tx_busy_until - get_medium(name)[0].now() > 1.5
+    driver.close()
+
+
+def serve_echo(iface):
+    """An Echo service on ``iface`` for any number of connections."""
+    listener = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    listener.bind(("Echo",))
+    listener.listen(4)
+
+    def serve_one(conn):
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                return
+
+    def run():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def test_irda_serve_takes_a_usb_adapter_back_when_it_is_plugged_in_again(daemon_on):
+    """The daemon serves usb:BUS-PORT; the chip pulled out: ENETDOWN with the reason; plugged into the same port
+    again: the daemon opens it and new sockets work."""
+    name = fresh()
+    bus = bus_for(name)
+    chip = bus.plug("stir4200")
+    where = chip.port_numbers[0]
+    peer = irsock.attach(f"irsim://{name}", nickname="peer", qos=QosParams.offer(max_link_disconnect_s=3))
+    try:
+        serve_echo(peer)
+        daemon = daemon_on(f"usb:{bus.number}-{where}?irsim={name}")
+        client = irsock.attach(f"unix:{daemon.path}")
+        with client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            sock.connect((peer.address, "Echo"))
+            sock.sendall(b"before")
+            assert sock.recv(100) == b"before"
+            bus.unplug(chip)
+            with pytest.raises(OSError) as broken:
+                while sock.recv(100):
+                    pass
+            assert broken.value.errno in (errno.ENETDOWN, errno.ECONNRESET)
+        wait_until(lambda: daemon.port_failure, "the daemon saw the adapter go")
+        assert "unplugged" in daemon.port_failure
+        with pytest.raises(OSError) as down:
+            client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM).connect((peer.address, "Echo"))
+        assert down.value.errno == errno.ENETDOWN
+        bus.plug("stir4200", port=where)
+        wait_until(lambda: daemon.reopened == 1, "the daemon opened the adapter again")
+        wait_until(lambda: not peer.call(lambda stack, _now: stack.lmp.station.connected),
+                   "the peer's link to the pulled station timed out")
+        with client.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            sock.connect((peer.address, "Echo"))
+            sock.sendall(b"after")
+            assert sock.recv(100) == b"after"
+    finally:
+        peer.close()
