@@ -7,7 +7,8 @@ interface (``in_process``) and from a socket of another process that uses ``irda
 run here, on the same medium) through its Unix socket (``daemon``). The receiver measures both the same way, from
 its accept to the sender's EOF after the last byte.
 
-- ``stream``: ``irsim://M?pace=0`` (no line time): the stack, the daemon's pumps and the extra process hop.
+- ``stream``: ``irsim://M?pace=0`` (no line time): the stack, the daemon's pumps and the extra process hop;
+  ``c_library``: the sender is a C program (native/afirda_check.c) through the preload library of ``irda run``.
 - ``paced``: ``irsim://M`` in real time at 115200 bit/s: the daemon's overhead on a real transfer.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,8 @@ from pathlib import Path
 import irsock
 from irsock.daemon.server import StackDaemon
 from irsock.net import constants as C
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SENDER = r'''
 import sys, irsock
@@ -44,7 +49,9 @@ iface.close()
 '''
 
 
-def sink(receiver, result: dict, done: threading.Event) -> irsock.socket:
+def sink(receiver, result: dict, done: threading.Event, counted: bool = False) -> irsock.socket:
+    """Receive one connection until EOF; ``counted``: the sender says how many bytes first ("N\n") and waits for a
+    line back after them (native/afirda_check.c's client), so the sink answers instead of waiting for EOF."""
     listener = receiver.socket(C.AF_IRDA, C.SOCK_STREAM)
     listener.bind(("Bench",))
     listener.listen()
@@ -52,10 +59,19 @@ def sink(receiver, result: dict, done: threading.Event) -> irsock.socket:
     def run() -> None:
         conn, _peer = listener.accept()
         started, cpu = time.monotonic(), time.process_time()
-        received = 0
+        received, buffer, expected = 0, b"", None
         with conn:
             while data := conn.recv(65536):
+                if counted and expected is None:
+                    buffer += data
+                    if b"\n" not in buffer:
+                        continue
+                    head, _, data = buffer.partition(b"\n")
+                    expected = int(head)
                 received += len(data)
+                if expected is not None and received >= expected:
+                    conn.sendall(b"ok\n")
+                    break
         result.update(seconds=time.monotonic() - started, cpu=time.process_time() - cpu, received=received)
         done.set()
 
@@ -63,7 +79,17 @@ def sink(receiver, result: dict, done: threading.Event) -> irsock.socket:
     return listener
 
 
-def one_run(nbytes: int, pace: bool, through_daemon: bool) -> dict:
+def c_sender() -> list[str] | None:
+    """native/afirda_check.c compiled (None without a C compiler)."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        return None
+    out = Path(tempfile.mkdtemp(prefix="irsb-")) / "afirda_check"
+    subprocess.run([cc, "-O2", "-pthread", "-o", str(out), str(ROOT / "native" / "afirda_check.c")], check=True)
+    return [str(out), "client", "Bench"]
+
+
+def one_run(nbytes: int, pace: bool, through_daemon: bool, c_program: list[str] | None = None) -> dict:
     name = f"bench-daemon-{uuid.uuid4().hex[:8]}"
     query = "" if pace else "?pace=0"
     receiver = irsock.attach(f"irsim://{name}{query}", nickname="receiver")
@@ -71,12 +97,18 @@ def one_run(nbytes: int, pace: bool, through_daemon: bool) -> dict:
     try:
         result: dict = {}
         done = threading.Event()
-        listener = sink(receiver, result, done)
+        listener = sink(receiver, result, done, counted=c_program is not None)
         if through_daemon:
             path = Path(tempfile.mkdtemp(prefix="irsb-")) / "d.sock"
             daemon = StackDaemon(f"irsim://{name}{query}", nickname="sender", path=path).start()
-            sender = subprocess.Popen([sys.executable, "-c", SENDER, f"unix:{path}", hex(receiver.address),
-                                       str(nbytes)])
+            if c_program is not None:  # an unmodified C program through the preload library (irda run)
+                from irsock.daemon.native import library_path, preload_environment
+
+                env = preload_environment(library_path(), path)
+                sender = subprocess.Popen([*c_program, str(nbytes)], env=env, stdout=subprocess.DEVNULL)
+            else:
+                sender = subprocess.Popen([sys.executable, "-c", SENDER, f"unix:{path}", hex(receiver.address),
+                                           str(nbytes)])
         else:
             sender = None
             sender_iface = irsock.attach(f"irsim://{name}{query}", nickname="sender")
@@ -115,10 +147,25 @@ def main() -> None:
     parser.add_argument("--stream-bytes", type=int, default=8_000_000)
     parser.add_argument("--paced-bytes", type=int, default=1_000_000)
     parser.add_argument("--skip-paced", action="store_true", help="only the unpaced stream (seconds, not minutes)")
+    parser.add_argument("--repeat", type=int, default=5, help="unpaced runs of each kind (the median is reported)")
     args = parser.parse_args()
     report: dict = {"python": sys.version.split()[0]}
-    stream = {kind: one_run(args.stream_bytes, False, kind == "daemon") for kind in ("in_process", "daemon")}
+    # the unpaced figures move by 10% from run to run on a shared machine: runs interleaved, the median of each kind
+    program = c_sender()
+    kinds = {"in_process": (False, None), "daemon": (True, None)}
+    if program is not None:
+        kinds["c_library"] = (True, program)
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(args.repeat):
+        for kind, (through_daemon, c_program) in kinds.items():
+            runs[kind].append(one_run(args.stream_bytes, False, through_daemon, c_program))
+    stream: dict = {}
+    for kind, results in runs.items():
+        results.sort(key=lambda r: r["mb_per_s"])
+        stream[kind] = dict(results[len(results) // 2], runs_mb_per_s=[r["mb_per_s"] for r in results])
     stream["ratio"] = round(stream["daemon"]["mb_per_s"] / stream["in_process"]["mb_per_s"], 3)
+    if "c_library" in stream:
+        stream["c_ratio"] = round(stream["c_library"]["mb_per_s"] / stream["in_process"]["mb_per_s"], 3)
     report["stream"] = stream
     if not args.skip_paced:
         paced = {kind: one_run(args.paced_bytes, True, kind == "daemon") for kind in ("in_process", "daemon")}
