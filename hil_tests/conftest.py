@@ -38,7 +38,9 @@ from irlap.qos import QosParams
 EMULATED_DONGLE_B = "tekram"
 RESPONDER_NICKNAME = "irresponder"
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-SPEEDS = (9600, 19200, 38400, 57600, 115200)
+SPEEDS = (9600, 19200, 38400, 57600, 115200, 576000, 1152000, 4000000)
+#: the emulator's host-framed SIR/MIR/FIR test dongle (irlap.emulator.fast): the emulator rig's ends above 115200
+FAST_DONGLE = "fir"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,6 +86,8 @@ class Rig:
     b: Side | None  # None: the responder board, not under our control
     medium: Any = None  # the emulated medium (beam control), None on hardware
     bridge: Any = None  # the PTY bridge behind A on the emulator
+    #: the emulator's second pair of ends, both on the ``fir`` dongle, for the speeds A's PTY cannot carry (MIR/FIR)
+    fast: tuple[Side, Side] | None = None
     interfaces: list[irsock.Interface] = field(default_factory=list)
 
     @property
@@ -107,7 +111,19 @@ class Rig:
     def common_speeds(self) -> tuple[int, ...]:
         if self.b is None:
             return self.a.speeds
-        return tuple(s for s in self.a.speeds if s in self.b.speeds)
+        both = {s for s in self.a.speeds if s in self.b.speeds}
+        if self.fast is not None:
+            both |= {s for s in self.fast[0].speeds if s in self.fast[1].speeds}
+        return tuple(sorted(both))
+
+    def ends_for(self, baud: int) -> tuple[Side, Side] | None:
+        """The two ends that can run ``baud``: A and B, or on the emulator above what A's PTY (a SIR UART) carries,
+        the pair of ``fir`` dongles on the same medium; None if neither can."""
+        if self.b is not None and baud in self.a.speeds and baud in self.b.speeds:
+            return self.a, self.b
+        if self.fast is not None and all(baud in side.speeds for side in self.fast):
+            return self.fast
+        return None
 
     def responder_address(self, iface: irsock.Interface) -> int:
         """The responder board's address, found by discovery from ``iface``."""
@@ -122,11 +138,16 @@ class Rig:
                max_link_disconnect_s: int = 12, hints: int = 0x8420, dongle: str | None = None) -> irsock.Interface:
         """Bring a stack up on side "a" or "b"; it is closed when the test ends."""
         target = self.a if side == "a" else self.b
+        return self.attach_to(target, nickname=nickname or f"rig-{side}", max_baud=max_baud,
+                              max_link_disconnect_s=max_link_disconnect_s, hints=hints, dongle=dongle)
+
+    def attach_to(self, target: Side | None, *, nickname: str, max_baud: int = 115200, max_link_disconnect_s: int = 12,
+                  hints: int = 0x8420, dongle: str | None = None) -> irsock.Interface:
+        """Bring a stack up on ``target`` (one of :meth:`ends_for`); it is closed when the test ends."""
         if target is None:
             pytest.skip("needs a second dongle under the rig's control (this rig has the responder board as B)")
         qos = QosParams.offer(max_baud=max_baud, max_link_disconnect_s=max_link_disconnect_s)
-        iface = irsock.attach(target.port, dongle=dongle or target.dongle, nickname=nickname or f"rig-{side}",
-                              hints=hints, qos=qos)
+        iface = irsock.attach(target.port, dongle=dongle or target.dongle, nickname=nickname, hints=hints, qos=qos)
         self.interfaces.append(iface)
         return iface
 
@@ -185,9 +206,10 @@ def _build_rig(config: pytest.Config) -> tuple[Rig, Any]:
             raise pytest.UsageError(f"the emulated responder did not start: {ready!r}")
         rig = Rig("responder", Side("A", bridge.path, "plain"), None, medium=medium, bridge=bridge)
     else:
+        fast = f"irsim://{name}?dongle={FAST_DONGLE}"
         rig = Rig("emulator", Side("A", bridge.path, "plain"),
                   Side("B", f"irsim://{name}?dongle={EMULATED_DONGLE_B}", EMULATED_DONGLE_B), medium=medium,
-                  bridge=bridge)
+                  bridge=bridge, fast=(Side("A", fast, FAST_DONGLE), Side("B", fast, FAST_DONGLE)))
 
     def teardown() -> None:
         rig.bridge.close()

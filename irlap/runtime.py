@@ -36,6 +36,8 @@ from irlap.qos import MIN_TURNAROUND_US, QosParams
 from irlap.sir import Unwrapper
 from irlap.station import Event, SetSpeed, Station, Transmit
 
+READ_MAX = 65536  # bytes the reader thread hands over at once (a 2 KB FIR frame is 4148 line bytes)
+
 
 @dataclass(frozen=True)
 class PortFailed:
@@ -302,7 +304,11 @@ class LinkRuntime:
                 continue
             try:
                 waiting = port.in_waiting
-                data = port.read(max(1, min(waiting, 4096)))
+                data = port.read(max(1, min(waiting, READ_MAX)))
+                if data and len(data) < READ_MAX and (more := port.in_waiting):
+                    # the read woke on the first byte of a burst (read(1) on an idle port): take the rest now,
+                    # so that a frame reaches the engine in one hand-over, not as a byte and then the rest
+                    data += port.read(min(more, READ_MAX - len(data)))
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 if not self._stop.is_set():
                     self._inbox.put(("error", f"{self.url}: the port failed ({exc}); is the adapter unplugged?"))

@@ -48,7 +48,8 @@ def test_the_check_catches_an_upward_arrow_a_lazy_one_a_circle_and_a_sideways_on
 
 def test_imports_only_for_type_checkers_are_no_arrow(tmp_path):
     files = {"irlap/__init__.py": "", "irsock/__init__.py": "", "irsock/lmp/__init__.py": "",
-             "irsock/lmp/stack.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from irsock.net import x\n",
+             "irsock/lmp/stack.py": "from typing import TYPE_CHECKING\n"
+                                    "if TYPE_CHECKING:\n    from irsock.net import x\n",
              "irsock/net/__init__.py": "", "irsock/net/x.py": ""}
     assert graph["check"](write(tmp_path, files))[1] == []
 

@@ -558,7 +558,7 @@ def primary_with_frames_in_flight(count=2):
 def test_repeated_srej_is_queued_once_and_retransmissions_stay_within_the_window():
     """300 SREJs for one frame resend it once, not 300 times in one turn (issue 13, item 4)."""
     p, now = primary_with_frames_in_flight(2)
-    for index in range(300):
+    for _ in range(300):
         p.receive(F.SREJ(address=p.ca, command=False, poll_final=False, nr=0).to_bytes(), now=now + 0.1)
     p.receive(F.SREJ(address=p.ca, command=False, poll_final=True, nr=0).to_bytes(), now=now + 0.1)
     resent = frames_out(p)

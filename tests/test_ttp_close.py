@@ -149,3 +149,17 @@ def test_pdus_leaving_the_send_queue_are_announced_so_a_blocked_writer_wakes():
     assert a.station.pending(conn) == 0
     writable = events(a, TtpWritable)
     assert len(writable) > announced and {e.conn for e in writable} == {conn}
+
+
+def test_irlmp_keeps_a_whole_window_queued_in_irlap():
+    """IrLAP sends at its turn only the frames queued then: with a window of 7 and 4 queued, every turn was cut
+    to 4 frames (at 4 Mbit/s that read as 3-4 % of the line)."""
+    from irsock.lmp.stack import LAP_QUEUE_TARGET
+
+    sim, a, b, conn, peer = connected(QosParams.offer(max_baud=4000000))
+    lmp = a.station.lmp
+    window = lmp.station.params.tx_window
+    assert window > LAP_QUEUE_TARGET
+    a.call("send", conn, bytes(40_000))
+    assert lmp.lap_queue_target == window
+    assert lmp.station.tx_queue_len + lmp.station.unacked == window

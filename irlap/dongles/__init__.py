@@ -4,8 +4,9 @@ A driver talks to the port through the pyserial interface only (``dtr``, ``rts``
 ``write``, ``flush``, ``read``), and waits through an injectable ``sleep`` so that tests can record
 its line timeline on a virtual clock. The registry is filled from the built-in drivers and from the
 ``irsock.dongles`` entry-point group, loaded lazily (the python-can model). USB adapters (``irda-usb``,
-``stir4200``, ``ks959``) are in the same registry: frame-level drivers in :mod:`irlap.dongles.usb`, on ``usb:``
-ports, which the runtime hands whole frames (:mod:`irlap.dongles.framed` says why)::
+``stir4200``, ``ks959``, ``mcs7780``, ``ksdazzle``, ``kingsun-sir``) are in the same registry: frame-level
+drivers in :mod:`irlap.dongles.usb`, on ``usb:`` ports, which the runtime hands whole frames
+(:mod:`irlap.dongles.framed` says why)::
 
     from irlap.dongles import get_dongle, dongle_names
     driver = get_dongle("tekram")(port)
@@ -109,6 +110,9 @@ _BUILTIN = {
     "irda-usb": "irlap.dongles.usb.bridge:UsbBridge",
     "stir4200": "irlap.dongles.usb.stir4200:Stir4200",
     "ks959": "irlap.dongles.usb.ks959:Ks959",
+    "mcs7780": "irlap.dongles.usb.mcs7780:Mcs7780",
+    "ksdazzle": "irlap.dongles.usb.ksdazzle:KsDazzle",
+    "kingsun-sir": "irlap.dongles.usb.kingsun_sir:KingsunSir",
 }
 
 

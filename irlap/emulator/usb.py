@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import usb.backend
 import usb.core
 
-from irlap import framing
+from irlap import fir, framing, mir, sir
 from irlap.emulator.medium import Medium, MediumOptions, get_medium
 from irlap.sir import Unwrapper
 
@@ -358,7 +358,225 @@ class Ks959Chip(ChipModel):
             self.rx += data
 
 
-CHIPS: dict[str, type[ChipModel]] = {cls.name: cls for cls in (BridgeChip, Stir4200Chip, Ks959Chip)}
+class Mcs7780Chip(ChipModel):
+    """MosChip MCS7780: 16-bit registers by vendor requests, one frame per bulk transfer behind a 2-byte length;
+    the host frames SIR, the chip frames MIR (HDLC) and FIR (4PPM) around the host's frame and CRC.
+
+    The transceiver (a Vishay TFDU) works only after its mode sequence on XCVR (MODE0 and XCVR_CONF set, MODE0
+    cleared, XCVR_CONF cleared) and only in the framing (SIR, MIR, FIR) MODE had when the sequence ended: a
+    speed change across framings without the sequence leaves the chip deaf and dark, as Linux always ran it."""
+
+    name = "mcs7780"
+    vid, pid = 0x9710, 0x7780
+    interface_class = (0xFF, 0x00, 0x00)  # not in public sources; the chip is found by its id
+    endpoints = ((0x81, 2, 64), (0x02, 2, 64))
+    SPEED_CODES = {0: 2400, 1: 9600, 2: 19200, 3: 38400, 4: 57600, 5: 115200, 6: 576000, 7: 1152000}
+    MODE_FIR, MODE_PLLPWDN, MODE_DRIVER, MODE_RESET = 0x0001, 0x0100, 0x0200, 0x8000
+    XCVR_MODE0, XCVR_CONF = 0x0001, 0x0004
+    BUFFER = 4096
+
+    def __init__(self, medium: Medium, name: str) -> None:
+        super().__init__(medium, name)
+        self.regs = [0] * 16
+        self.regs[0] = self.MODE_RESET | self.MODE_PLLPWDN | 1 << 5  # in reset, PLL down, 9600
+        self.xcvr_step = 0  # progress through the transceiver's mode sequence
+        self.xcvr_kind: str | None = None  # the framing the transceiver was set up for (None: not yet)
+        self.rx_frame: bytearray | None = None  # SIR: the bytes since a BOF
+        self.rx_decoder: mir.Unwrapper | fir.Unwrapper | None = None
+
+    def _speed(self) -> int | None:
+        mode = self.regs[0]
+        if mode & (self.MODE_RESET | self.MODE_PLLPWDN) or not mode & self.MODE_DRIVER:
+            return None
+        if self.regs[2] & self.XCVR_CONF:
+            return None  # the transceiver is being configured
+        speed = 4000000 if mode & self.MODE_FIR else self.SPEED_CODES[mode >> 5 & 7]
+        if self.xcvr_kind != framing.kind(speed):
+            return None
+        return speed
+
+    def _apply(self) -> None:
+        speed = self._speed()
+        if speed != self.light.speed:
+            self.light.set_speed(speed)
+            with self.lock:
+                self.rx_frame = None
+                self.rx_decoder = framing.unwrapper(speed) if speed and speed > framing.SIR_MAX else None
+
+    def _write_xcvr(self, value: int) -> None:
+        old = self.regs[2]
+        self.regs[2] = value
+        conf, mode0 = value & self.XCVR_CONF, value & self.XCVR_MODE0
+        if conf and mode0:
+            self.xcvr_step = 1
+        elif conf and self.xcvr_step == 1 and old & self.XCVR_MODE0:
+            self.xcvr_step = 2
+        elif not conf and self.xcvr_step == 2:
+            self.xcvr_step = 0
+            mode = self.regs[0]
+            self.xcvr_kind = "fir" if mode & self.MODE_FIR else framing.kind(self.SPEED_CODES[mode >> 5 & 7])
+        elif not conf:
+            self.xcvr_step = 0
+
+    def _status(self) -> int:
+        speed = self.light.speed
+        busy = speed is not None and self.light.tx_busy_until > self.medium.now()
+        return 0x0001 if busy else 0
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0x40 and request == 0x0E and index < 16 and not data:  # write register
+            if index == 2:
+                self._write_xcvr(value & 0xFFFF)
+            elif index != 7:  # RESV is read-only
+                self.regs[index] = value & 0xFFFF
+            self._apply()
+            return b""
+        if request_type == 0xC0 and request == 0x0F and index < 16:  # read register
+            value = self._status() if index == 7 else self.regs[index]
+            return value.to_bytes(2, "little")[:length]
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x02:
+            raise _stall()
+        data = bytes(data)
+        if len(data) < 3 or int.from_bytes(data[:2], "little") != len(data) or len(data) > self.BUFFER:
+            self.log.append(f"transfer of {len(data)} bytes with length field {data[:2].hex()} dropped")
+            return
+        speed, body = self.light.speed, data[2:]
+        if not speed:
+            return
+        if speed in framing.MIR_SPEEDS:  # HDLC around the host's frame and CRC-16, as given
+            bits = mir.FLAG_BITS * mir.MIN_START_FLAGS + mir.stuff(mir.to_bits(body)) + mir.FLAG_BITS
+            self.light.send(mir.from_bits(bits + "1" * (-len(bits) % 8)))
+        elif speed in framing.FIR_SPEEDS:  # 4PPM around the host's frame and CRC-32, as given
+            self.light.send(fir.PREAMBLE + fir.START_FLAG + fir.encode(body) + fir.STOP_FLAG)
+        else:
+            self.light.send(body)  # SIR: the host wrapped it
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint != 0x81:
+            raise _stall()
+        return super().data_in(endpoint, size, timeout)
+
+    def _heard(self, data: bytes) -> None:
+        speed = self.light.speed
+        if not speed:
+            return
+        with self.lock:
+            decoder = self.rx_decoder
+            if decoder is not None:  # MIR/FIR: each good frame goes up with its CRC for the host to check
+                for frame in decoder.feed(data):
+                    crc = (sir.fcs16(frame).to_bytes(2, "little") if speed in framing.MIR_SPEEDS
+                           else fir.fcs32(frame).to_bytes(4, "little"))
+                    self.inbound.append(frame + crc)
+                self.lock.notify_all()
+                return
+            for byte in data:  # SIR: the escaped bytes between BOF and EOF, one transfer per frame
+                if byte == 0xC0:
+                    self.rx_frame = bytearray()
+                elif self.rx_frame is None:
+                    continue
+                elif byte == 0xC1:
+                    if self.rx_frame:
+                        self.inbound.append(bytes(self.rx_frame))
+                    self.rx_frame = None
+                elif len(self.rx_frame) < self.BUFFER:
+                    self.rx_frame.append(byte)
+                else:
+                    self.rx_frame = None  # longer than the chip's buffer: dropped
+            self.lock.notify_all()
+
+
+class KsDazzleChip(ChipModel):
+    """Kingsun Dazzle: interrupt IN then interrupt OUT (8-byte packets); each OUT packet is 0xF8 + n and n raw
+    bytes (n = 1..7) for the light; IN packets carry up to 8 raw bytes heard; speed by the KS-959's line-coding
+    class request. The 1 ms interrupt interval of the real bus is not modelled (transfers are not paced)."""
+
+    name = "ksdazzle"
+    vid, pid = 0x07D0, 0x4100
+    interface_class = (0xFF, 0x00, 0x00)  # not in public sources; the chip is found by its id
+    endpoints = ((0x81, 3, 8), (0x02, 3, 8))
+    SPEEDS = (2400, 9600, 19200, 38400, 57600, 115200)
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0x21 and request == 0x09 and index == 1 and value == 0x0200:
+            if len(data) != 8:
+                raise _stall()
+            baud, flags = int.from_bytes(data[:4], "little"), data[4]
+            if baud in self.SPEEDS and flags & 0x03 == 0x03:
+                self.light.set_speed(baud)
+            else:
+                self.log.append(f"speed record {data.hex()} not taken")
+                self.light.set_speed(None)
+            return b""
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x02:
+            raise _stall()
+        count = data[0] - 0xF8 if len(data) == 8 else -1
+        if not 1 <= count <= 7:
+            self.log.append(f"interrupt packet {bytes(data).hex()} dropped")
+            return
+        if self.light.speed:
+            self.light.send(bytes(data[1:1 + count]))
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint != 0x81:
+            raise _stall()
+        return super().data_in(endpoint, min(size, 8), timeout)
+
+    def _heard(self, data: bytes) -> None:
+        self.queue_in(data)
+
+
+class KingsunSirChip(ChipModel):
+    """Kingsun/DonShine KS-7200: 9600 bit/s from power-up, no requests at all; a wrapped frame per interrupt OUT
+    transfer; each interrupt IN read is an 8-byte buffer, a count (1-7) and that many bytes heard. The buffer is
+    never emptied: with nothing new, a read brings the same buffer again; its unused tail keeps older bytes; just
+    after plug-in it holds garbage with an impossible count."""
+
+    name = "kingsun-sir"
+    vid, pid = 0x07C0, 0x4200
+    interface_class = (0xFF, 0x00, 0x00)  # not in public sources; the chip is found by its id
+    endpoints = ((0x81, 3, 8), (0x02, 3, 8))
+
+    def __init__(self, medium: Medium, name: str) -> None:
+        super().__init__(medium, name)
+        self.light.set_speed(9600)  # no speed command exists: the chip is at 9600 bit/s from power-up
+        self.rx = bytearray()
+        self.buffer = bytearray(b"\x36\x55\xaa\x00\x01\x02\x03\x04")  # uninitialised, as after plug-in
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        raise _stall()
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x02:
+            raise _stall()
+        if data:
+            self.light.send(bytes(data))
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if endpoint != 0x81:
+            raise _stall()
+        with self.lock:
+            if not self.present:
+                raise _gone()
+            if self.rx:
+                count = min(7, len(self.rx))
+                self.buffer[0] = count
+                self.buffer[1:1 + count] = self.rx[:count]  # the tail keeps what an earlier read left there
+                del self.rx[:count]
+            return bytes(self.buffer[:size])
+
+    def _heard(self, data: bytes) -> None:
+        with self.lock:
+            self.rx += data
+
+
+CHIPS: dict[str, type[ChipModel]] = {cls.name: cls for cls in (BridgeChip, Stir4200Chip, Ks959Chip, Mcs7780Chip,
+                                                                 KsDazzleChip, KingsunSirChip)}
 BY_ID: dict[tuple[int, int], type[ChipModel]] = {(cls.vid, cls.pid): cls for cls in CHIPS.values()}
 
 

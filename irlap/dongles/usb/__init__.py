@@ -1,7 +1,7 @@
 """USB IrDA adapters through pyusb: ``usb:`` port URLs, the known chips, scanning, permissions.
 
-The drivers (``irda-usb`` for the USB IrDA Bridge class, ``stir4200``, ``ks959``, ...) are
-:class:`~irlap.dongles.framed.FrameDongle` subclasses: the runtime hands them whole frames (see
+The drivers (``irda-usb`` for the USB IrDA Bridge class, ``stir4200``, ``ks959``, ``mcs7780``, ``ksdazzle``,
+``kingsun-sir``) are :class:`~irlap.dongles.framed.FrameDongle` subclasses: the runtime hands them whole frames (see
 :mod:`irlap.dongles.framed` for why the seam is a frame-level port and not a pyserial-like object). They talk
 to the chip through a :class:`UsbPort`, a thin wrapper of one pyusb device that turns pyusb's errors into
 ours: a stalled request (the chip does not know it: the wrong driver) is a :class:`UsbStall`, a device that
@@ -39,6 +39,9 @@ KNOWN_IDS: dict[tuple[int, int], tuple[str, str]] = {
     (0x08E9, 0x0100): ("irda-usb", "Extended Systems XTNDAccess ESI-9685 (USB IrDA Bridge class)"),
     (0x066F, 0x4200): ("stir4200", "SigmaTel STIr4200"),
     (0x07D0, 0x4959): ("ks959", "Kingsun KS-959 (MA-620)"),
+    (0x9710, 0x7780): ("mcs7780", "MosChip MCS7780"),
+    (0x07D0, 0x4100): ("ksdazzle", "Kingsun Dazzle (MA-660)"),
+    (0x07C0, 0x4200): ("kingsun-sir", "Kingsun/DonShine KS-7200"),
 }
 #: interface class/subclass of the USB IrDA Bridge class: application specific (0xFE), IrDA bridge (0x02)
 BRIDGE_CLASS = (0xFE, 0x02)
