@@ -182,6 +182,55 @@ def test_mcs7780_without_the_transceiver_sequence_stays_dark_at_fir():
         driver.close()
 
 
+def test_mcs7780_keeps_the_peers_turnaround_from_the_end_of_what_it_heard():
+    """At MIR/FIR the chip sends no fill, so the driver waits the fill time before the first frame of a turn, but
+    counted from the completion of the last bulk IN transfer (the peer's frame had ended by then): the time the
+    frame took to reach the host and the station to answer is part of the turnaround, not added to it."""
+    from irlap import fir, framing
+    from irlap.dongles.usb.mcs7780 import Mcs7780
+
+    class Port(FakeChip):
+        def __init__(self, packets):
+            super().__init__(packets)
+            self.written = []
+
+        def bulk_write(self, endpoint, data):
+            self.written.append((clock[0], bytes(data)))
+
+    clock = [100.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    frame = b"\xff\x93hello"
+    port = Port([frame + fir.fcs32(frame).to_bytes(4, "little")])
+    driver = Mcs7780(port, sleep=sleep)
+    driver.clock = lambda: clock[0]
+    driver.speed = 4000000
+    fill = framing.turnaround_fill(4000000, 1000)
+    driver.send_frame(frame, fill)  # nothing heard yet: the peer has been quiet for long
+    assert slept == [] and len(port.written) == 1
+    assert driver.receive(0.05).frames == [frame] and driver.heard_at == 100.0
+    clock[0] += 0.0004  # the frame reached the host 0.4 ms ago: 0.6 ms of the 1 ms are left
+    driver.send_frame(frame, fill)
+    assert slept == [pytest.approx(0.0006)] and port.written[-1][0] == pytest.approx(100.001)
+    driver.send_frame(frame, 0)  # the later frames of the turn follow at once
+    assert len(slept) == 1
+    clock[0] += 0.005
+    driver.send_frame(frame, fill)  # answering 5 ms later: the turnaround has passed already
+    assert len(slept) == 1 and len(port.written) == 4
+    # the runtime's line time of a frame at FIR: 1 us per chip byte, fill included (irlap.framing)
+    assert driver.line_time(frame, fill) == pytest.approx(framing.line_seconds(len(framing.wrap(frame, 4000000,
+                                                                                                  fill)), 4000000))
+    driver.speed = 1152000
+    assert driver.line_time(frame, 3) == pytest.approx(framing.line_seconds(len(framing.wrap(frame, 1152000, 3)),
+                                                                            1152000))
+    driver.speed = 115200
+    assert driver.line_time(frame, 10) == pytest.approx(len(wrap(frame, 10)) * 10 / 115200)
+
+
 def test_kingsun_sir_repeated_buffers_do_not_repeat_frames():
     """The KS-7200 never empties its receive buffer: reads with nothing new bring the same 8 bytes again (and
     garbage with an impossible count after plug-in). A short frame that fits one buffer arrives exactly once."""

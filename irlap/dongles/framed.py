@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from irlap import fir, framing
 from irlap.dongles import Dongle
 from irlap.qos import MIN_TURNAROUND_US, QosParams
-from irlap.sir import wrap
 
 
 @dataclass
@@ -59,8 +59,14 @@ class FrameDongle(Dongle):
         """Make a receive in progress return soon (default: it ends at its timeout)."""
 
     def line_time(self, frame: bytes, xbofs: int) -> float:
-        """Seconds the frame occupies the medium at the current speed (SIR: 10 bit times per wrapped byte)."""
-        return len(wrap(frame, xbofs)) * 10 / (self.speed or 9600)
+        """Seconds the frame and its ``xbofs`` fill occupy the medium at the current speed, in that speed's framing
+        (:mod:`irlap.framing`: SIR 10 bit times per wrapped byte, MIR its stuffed bits, FIR 1 us per chip byte)."""
+        speed = self.speed or 9600
+        if framing.kind(speed) == "fir":
+            nbytes = fir.wire_len(len(frame), xbofs)  # the length alone: no 4PPM encoding per frame sent
+        else:
+            nbytes = len(framing.wrap(frame, speed, xbofs))
+        return framing.line_seconds(nbytes, speed)
 
     def restrict_qos(self, qos: QosParams) -> QosParams:
         """Our QoS offer narrowed to what this chip can do (known once it is open)."""

@@ -173,9 +173,9 @@ class UsbBridge(FrameDongle):
         return received
 
     def line_time(self, frame: bytes, xbofs: int) -> float:
-        from irlap.sir import wrap
-
-        return len(wrap(frame, max(xbofs, self.xbofs))) * 10 / (self.speed or 9600)
+        if (self.speed or 9600) <= 115200:  # at SIR the chip sends at least the XBOFs it was told last
+            xbofs = max(xbofs, self.xbofs)
+        return super().line_time(frame, xbofs)
 
     def restrict_qos(self, qos: QosParams) -> QosParams:
         from dataclasses import replace

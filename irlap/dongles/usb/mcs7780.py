@@ -24,7 +24,9 @@ Behaviour from the removed Linux mcs7780 driver (read for behaviour only):
   the frame with its CRC, which the host checks (bad ones are dropped and counted).
 
 The chip does not keep the peer's minimum turnaround at MIR and FIR (there is nothing like XBOFs to hand it),
-so the driver waits the fill time before such a frame.
+so the driver waits before such a frame until the fill time has passed since the last bulk IN transfer completed
+(the peer's frame had ended by then): the time the frame took to reach the host and the station to answer is
+part of the turnaround, not added to it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Mcs7780(FrameDongle):
         self.unwrapper = Unwrapper()
         self.stats = UnwrapStats()  # frames dropped at MIR/FIR for a bad CRC or a short length
         self.ep_in, self.ep_out = 0x81, 0x02
+        self.clock: Callable[[], float] = time.monotonic
+        self.heard_at = float("-inf")  # self.clock() when the last bulk IN transfer (a frame heard) completed
 
     # --- registers ------------------------------------------------------------------------------------
     def write_reg(self, register: int, value: int) -> None:
@@ -157,7 +161,10 @@ class Mcs7780(FrameDongle):
             body = wrap(frame, xbofs)
         else:
             if xbofs:
-                self.sleep(framing.fill_seconds(speed, xbofs))  # the chip cannot send fill: keep the turnaround
+                # the chip cannot send fill: keep the turnaround, counted from the end of what we heard last
+                wait = self.heard_at + framing.fill_seconds(speed, xbofs) - self.clock()
+                if wait > 0:
+                    self.sleep(wait)
             crc = fcs16(frame).to_bytes(2, "little") if kind == "mir" else fcs32(frame).to_bytes(4, "little")
             body = bytes(frame) + crc
         if len(body) + 2 > BUFFER:
@@ -191,11 +198,8 @@ class Mcs7780(FrameDongle):
         data = self.port.bulk_read(self.ep_in, BUFFER, int(timeout * 1000))
         if not data:
             return Received()
+        self.heard_at = self.clock()  # read by send_frame on the engine thread (one float: no lock needed)
         return Received(frames=self.unwrap(data), busy=True)
-
-    def line_time(self, frame: bytes, xbofs: int) -> float:
-        speed = self.speed or 9600
-        return framing.line_seconds(len(framing.wrap(frame, speed, xbofs)), speed)
 
     def close(self) -> None:
         try:
