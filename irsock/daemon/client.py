@@ -392,14 +392,17 @@ class DaemonSocket:
 
     def unsent(self) -> int:
         """Bytes given to send() that the peer has not acknowledged: still on the way to the daemon, in its pump
-        and in its stack."""
+        and in its stack (an estimate for progress displays: it may read up to 8 kB high while the daemon hands
+        data to its stack)."""
         if not self.connected or self.closed:
             return 0
         try:
             answer = self.iface.request("unsent", self.sid)
         except OSError:
             return 0
-        return self.sent - W.number(answer[1]) + W.number(answer[2])
+        # the daemon reads its pump and its stack one after the other: bytes the pump queues in between count twice
+        # (up to one send buffer); never more than what was sent
+        return min(self.sent, self.sent - W.number(answer[1]) + W.number(answer[2]))
 
     def getsockname(self) -> tuple[int, str]:
         answer = self._option_request("getsockname", 0)
