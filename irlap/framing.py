@@ -13,12 +13,19 @@ send fill (a USB chip that frames itself) converts it back with :func:`fill_seco
 
 from __future__ import annotations
 
-from irlap import fir, mir, sir
+from typing import TYPE_CHECKING
+
+from irlap import sir
 from irlap.sir import DEFAULT_MAX_FRAME
 
+if TYPE_CHECKING:
+    from irlap import fir, mir
+
+# irlap.mir and irlap.fir are imported where a MIR or FIR frame is made or decoded: mir's bitstring costs 15 ms of
+# every program's start, and a SIR-only link never needs them (irda send's time to the first byte, issue 17)
 SIR_MAX = 115200
-MIR_SPEEDS = mir.SPEEDS
-FIR_SPEEDS = (fir.SPEED,)
+MIR_SPEEDS = (576000, 1152000)  # irlap.mir.SPEEDS
+FIR_SPEEDS = (4000000,)  # irlap.fir.SPEED
 
 
 def kind(baud: int) -> str:
@@ -37,8 +44,12 @@ def wrap(frame: bytes, baud: int, fill: int = 0) -> bytes:
     if baud <= SIR_MAX:
         return sir.wrap(frame, fill)
     if baud in MIR_SPEEDS:
+        from irlap import mir
+
         return mir.wrap(frame, mir.MIN_START_FLAGS + fill)
     if baud in FIR_SPEEDS:
+        from irlap import fir
+
         return fir.wrap(frame, fill)
     raise ValueError(f"no framing for {baud} bit/s")
 
@@ -49,7 +60,11 @@ def unwrapper(baud: int, max_frame: int = DEFAULT_MAX_FRAME) -> sir.Unwrapper | 
     if framing == "sir":
         return sir.Unwrapper(max_frame)
     if framing == "mir":
+        from irlap import mir
+
         return mir.Unwrapper(max_frame)
+    from irlap import fir
+
     return fir.Unwrapper(max_frame)
 
 

@@ -282,3 +282,10 @@ def test_light_endpoints_on_the_emulated_medium():
         assert b.busy() and not a.busy()
     finally:
         drop_medium(name)
+
+
+def test_the_framing_table_names_the_codecs_speeds():
+    """irlap.framing keeps its own copy of the MIR/FIR speeds so that it need not import the codecs at start."""
+    from irlap import fir, framing, mir
+
+    assert framing.MIR_SPEEDS == mir.SPEEDS and framing.FIR_SPEEDS == (fir.SPEED,)
