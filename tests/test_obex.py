@@ -781,3 +781,21 @@ def test_cancel_names_the_discarded_upload_even_when_the_session_thread_cleans_u
         thread.join(5)
     assert discarded == ["half.bin (100 of 1000 bytes) from peer"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_packet_is_handed_over_in_whole_transport_units_when_the_unit_is_known():
+    """Over IrDA (TinyTP PDUs of 2045 bytes at 4 Mbit/s) a 4096-byte slice left a 6-byte frame taking a slot of every
+    other IrLAP window; with the unit known the slices are 4090 bytes and only a packet's last frame may be short."""
+    from irsock.obex.client import SLICE, ObexClient
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def sendall(self, data) -> None:
+            self.sizes.append(len(data))
+
+    for unit, expected in ((2045, 4090), (253, 4048), (0, SLICE), (SLICE + 1, SLICE)):
+        sock = Recorder()
+        ObexClient(sock, unit=unit)._send(bytes(20_000), progress=lambda _n: None)
+        assert sock.sizes[:-1] == [expected] * (len(sock.sizes) - 1) and sum(sock.sizes) == 20_000

@@ -338,6 +338,16 @@ class _DeliveredProgress:
         self.bar.finish()
 
 
+def _pdu_size(sock: Any) -> int:
+    """The data a TinyTP PDU carries on ``sock``'s link (IRLMP_SEND_PDU_LEN); 0 where it does not apply (TCP)."""
+    if getattr(sock, "family", None) not in C.AF_IRDA_ALIASES:
+        return 0
+    try:
+        return int(sock.getsockopt(C.SOL_IRLMP, C.IRLMP_SEND_PDU_LEN))
+    except (OSError, TypeError, ValueError):
+        return 0
+
+
 def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: TextIO | None = None,
                tty: bool | None = None, digest: bool = True,
                on_progress: Callable[[int], None] | None = None) -> Summary:
@@ -348,7 +358,7 @@ def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: Tex
     """
     out = out or sys.stdout
     paths = [Path(f) for f in files]
-    client = ObexClient(sock)
+    client = ObexClient(sock, unit=_pdu_size(sock))
     doing = "at OBEX CONNECT"
     try:
         client.connect()

@@ -41,10 +41,15 @@ def _body_progress(progress: Callable[[int, int], None], base: int, head: int, s
 class ObexClient:
     """One OBEX session on ``sock`` (anything with ``sendall``/``recv``), after :meth:`connect`."""
 
-    def __init__(self, sock: Any, *, mtu: int = DEFAULT_MTU, target: bytes | None = None) -> None:
+    def __init__(self, sock: Any, *, mtu: int = DEFAULT_MTU, target: bytes | None = None,
+                 unit: int = 0) -> None:
+        """``unit``: the transport's PDU size (IRLMP_SEND_PDU_LEN on IrDA), when known: the slices a packet is
+        handed over in are whole units then, so that only a packet's last frame can be short (a 4096-byte slice
+        over 2045-byte TinyTP PDUs left a 6-byte frame taking a slot of every other IrLAP window)."""
         if not P.MIN_PACKET <= mtu <= P.MAX_PACKET:
             raise ValueError(f"mtu must be {P.MIN_PACKET}..{P.MAX_PACKET}")
         self.sock = sock
+        self.slice = SLICE - SLICE % unit if 0 < unit <= SLICE else SLICE
         self.mtu = mtu
         self.target = target
         self.peer_mtu = P.MIN_PACKET
@@ -59,10 +64,10 @@ class ObexClient:
         if progress is None:
             self.sock.sendall(data)
             return
-        view = memoryview(data)
-        for start in range(0, len(view), SLICE):
-            self.sock.sendall(view[start:start + SLICE])
-            progress(min(len(view), start + SLICE))
+        view, step = memoryview(data), self.slice
+        for start in range(0, len(view), step):
+            self.sock.sendall(view[start:start + step])
+            progress(min(len(view), start + step))
 
     def _receive(self, opcode: int) -> P.Packet:
         raw = P.read_packet(self.sock, max(self.mtu, P.MAX_PACKET))
