@@ -78,88 +78,68 @@ class _LoggedDevice:
                 "hints": hint_words(raw), "hint_bytes": raw.hex(), "charset": self.device.charset}
 
 
-def _discover_through_daemon(args: argparse.Namespace, path: str) -> int:
-    """``irda discover`` while a daemon holds the port: its rounds (IRLMP_ENUMDEVICES), its discovery log."""
+def _rounds(args: argparse.Namespace, one_round, nothing: str) -> None:
+    """Discovery rounds until --timeout (or for ever with --watch), then the devices that answered.
+
+    ``one_round()`` runs a round and returns its devices (anything with ``address`` and ``as_dict()``); ``nothing``
+    ends the message printed when no device answered."""
     import time
 
-    import irsock
-
-    with irsock.attach(f"unix:{path}") as iface, iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
-        seen: dict[int, _LoggedDevice] = {}
-        deadline = time.monotonic() + args.timeout
-        rounds = 0
-        try:
-            while True:
-                found = sock.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_ENUMDEVICES)
-                rounds += 1
-                for entry in found:
-                    device = _LoggedDevice(entry)
-                    if args.hint and not set(args.hint) <= set(device.as_dict()["hints"]):
-                        continue
-                    if args.watch and entry.address not in seen:
-                        _print_devices([device], args.json)
-                    seen[entry.address] = device
-                if not args.watch and time.monotonic() >= deadline:
-                    break
-                if args.watch:
-                    time.sleep(max(0.0, 3.0 - args.slots * 0.09))
-        except KeyboardInterrupt:
-            pass
-        if not args.watch:
-            devices = sorted(seen.values(), key=lambda d: d.address)
-            if args.json:
-                print(json.dumps({"devices": [_device_dict(d) for d in devices], "rounds": rounds}))
-            elif devices:
-                _print_devices(devices, False)
-            else:
-                print(f"no device answered {rounds} discovery round(s) of the irsock daemon at {path}",
-                      file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    import time
-
-    from irsock.cli.common import daemon_in_use
-
-    served = daemon_in_use(args)
-    if served:
-        return _discover_through_daemon(args, served)
-    runtime = start_runtime(args)
+    seen: dict[int, object] = {}
+    answered: set[int] = set()
+    deadline = time.monotonic() + args.timeout
+    rounds = 0
     try:
-        seen: dict[int, object] = {}
-        answered: set[int] = set()
-        deadline = time.monotonic() + args.timeout
-        rounds = 0
         while True:
-            event = _discover_round(runtime, args.slots, timeout=max(2.0, args.slots * 0.2 + 1.5))
+            found = one_round()
             rounds += 1
-            if event is not None:
-                for device in event.devices:
-                    answered.add(device.address)
-                    if args.hint and not set(args.hint) <= set(device.info.hint_words if device.info else []):
-                        continue
-                    new = device.address not in seen
-                    seen[device.address] = device
-                    if args.watch and new:
-                        _print_devices([device], args.json)
+            for device in found:
+                answered.add(device.address)
+                if args.hint and not set(args.hint) <= set(_device_dict(device)["hints"]):
+                    continue
+                new = device.address not in seen
+                seen[device.address] = device
+                if args.watch and new:
+                    _print_devices([device], args.json)
             if not args.watch and time.monotonic() >= deadline:
                 break
             if args.watch:
                 time.sleep(max(0.0, 3.0 - args.slots * 0.09))
-        if not args.watch:
-            devices = sorted(seen.values(), key=lambda d: d.address)
-            if args.json:
-                print(json.dumps({"devices": [_device_dict(d) for d in devices], "rounds": rounds}))
-            elif devices:
-                _print_devices(devices, False)
-            elif answered:
-                print(f"{len(answered)} device(s) answered, none announcing {', '.join(args.hint)}", file=sys.stderr)
-            else:
-                print(f"no device answered {rounds} discovery round(s) on {runtime.url}: is a device in range and "
-                      "awake? is the dongle type right (--dongle, see irda dongles)?", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        return
+    if args.watch:
+        return
+    devices = sorted(seen.values(), key=lambda d: d.address)
+    if args.json:
+        print(json.dumps({"devices": [_device_dict(d) for d in devices], "rounds": rounds}))
+    elif devices:
+        _print_devices(devices, False)
+    elif answered:
+        print(f"{len(answered)} device(s) answered, none announcing {', '.join(args.hint)}", file=sys.stderr)
+    else:
+        print(f"no device answered {rounds} discovery round(s) {nothing}", file=sys.stderr)
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from irsock.cli.common import daemon_in_use
+
+    served = daemon_in_use(args)
+    if served:  # the daemon holds the port: its rounds (IRLMP_ENUMDEVICES), its discovery log
+        import irsock
+
+        with irsock.attach(f"unix:{served}") as iface, iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+            _rounds(args, lambda: [_LoggedDevice(d) for d in sock.getsockopt(irsock.SOL_IRLMP,
+                                                                             irsock.IRLMP_ENUMDEVICES)],
+                    f"of the irsock daemon at {served}")
+        return EXIT_OK
+    runtime = start_runtime(args)
+    try:
+        def one_round() -> list:
+            event = _discover_round(runtime, args.slots, timeout=max(2.0, args.slots * 0.2 + 1.5))
+            return list(event.devices) if event is not None else []
+
+        _rounds(args, one_round, f"on {runtime.url}: is a device in range and awake? is the dongle type right "
+                "(--dongle, see irda dongles)?")
     finally:
         stop_runtime(runtime)
     return EXIT_OK
