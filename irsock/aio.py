@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import inspect
 import socket as _socket
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -402,18 +401,6 @@ async def _blocking(loop: asyncio.AbstractEventLoop, sock: Any, call: Callable[[
         raise
 
 
-async def _after_discovery(interface: Interface | None) -> None:
-    """Wait for a discovery round this module started on ``interface`` to end: a caller that stopped iterating
-    :func:`discover` (or :func:`wait_device`, whose round ends just after the device's slot) leaves it running in
-    the executor, and IrLAP links no device while it discovers."""
-    if not _rounds:
-        return
-    iface = interface if interface is not None else default_interface()
-    running = _rounds.get(iface)
-    if running is not None and not running.done() and running.get_loop() is asyncio.get_running_loop():
-        await asyncio.wait({running})
-
-
 async def open_connection(address: Any = None, service: Any = None, *, family: int | None = None,
                           interface: Interface | None = None, timeout: float | None = None,
                           limit: int = DEFAULT_LIMIT, sock: Any = None,
@@ -447,7 +434,6 @@ async def open_connection(address: Any = None, service: Any = None, *, family: i
     if isinstance(address, str) and parse_address(address) is None:
         found = await wait_device(address, interface=interface, timeout=10.0 if timeout is None else timeout)
         address = found.address
-    await _after_discovery(interface)
     sock = irsock_socket(family, C.SOCK_STREAM, interface=interface)
     try:
         sock.settimeout(timeout)
@@ -633,10 +619,6 @@ async def start_server(client_connected_cb: Handler, service: Any = None, *, fam
 
 
 # --- discovery ---------------------------------------------------------------------------------------------
-#: The discovery round :func:`discover` runs (or ran last) on each interface, for :func:`_after_discovery`.
-_rounds: weakref.WeakKeyDictionary[Any, asyncio.Future] = weakref.WeakKeyDictionary()
-
-
 def _device(found: Any) -> IrdaDevice:
     """A station's DiscoveredDevice as the socket layer reports devices (IRLMP_ENUMDEVICES)."""
     hints = found.hints.ljust(2, b"\0")
@@ -693,7 +675,6 @@ async def discover(*, interface: Interface | None = None, rounds: int | None = 1
     done = 0
     while rounds is None or done < rounds:
         running = loop.run_in_executor(None, one_round)  # left to end by itself if the caller stops early
-        _rounds[iface] = running
         while True:
             getter = asyncio.ensure_future(queue.get())
             try:

@@ -430,9 +430,9 @@ def test_errors_are_the_socket_layers(interfaces):
 
 
 def test_a_connection_right_after_leaving_discovery_early(interfaces):
-    """Leaving ``async for ... in discover()`` at the first device leaves its round running (16 slots here);
-    open_connection waits for it to end instead of asking IAS while IrLAP discovers (that question was lost,
-    and the connect failed after IAS's 8 s)."""
+    """Leaving ``async for ... in discover()`` at the first device leaves its round running (16 slots here); the
+    IAS question open_connection asks meanwhile gets its link when the round ends (IrLMP used to lose it, and the
+    connect failed after IAS's 8 s)."""
     a, b = pair(interfaces)
 
     async def main():
