@@ -549,8 +549,7 @@ class _Client(threading.Thread):
                 continue
             except OSError:
                 return
-            conn = getattr(child._impl, "conn", None)
-            lsap = conn[1] if conn else 0
+            lsap = child.peer_lsap_sel or 0
             pid = daemon.new_id()
             with daemon.lock:
                 if session.ended:
@@ -588,9 +587,8 @@ class _Client(threading.Thread):
         sock = self._socket_of("0")
         device, service = W.number(args[0]), W.unquote(args[1])
         sock.connect((device, service))
-        conn = getattr(sock._impl, "conn", None)
         peer_device = sock.getpeername()[0]
-        return W.ok(f"0x{peer_device:08x}", conn[1] if conn else 0), True
+        return W.ok(f"0x{peer_device:08x}", sock.peer_lsap_sel or 0), True
 
     def _do_getsockname(self, args: list[str]) -> tuple[bytes, bool]:
         address, name = self._socket_of(args[0] if args else "0").getsockname()
@@ -634,7 +632,7 @@ class _Client(threading.Thread):
             devices = sock.getsockopt(level, option, W.unquote(rest[0])) if rest else sock.getsockopt(level, option)
             entries = [f"0x{d.address:08x},0x{d.hints1 << 8 | d.hints2:04x},{d.charset},{W.quote(d.name)}"
                        for d in devices]
-            last = getattr(sock._impl.iface, "last_round", None)
+            last = self._iface().last_round  # the round the getsockopt just ran
             round_flags = f"round:{int(bool(last and last.garbled))}:{int(bool(last and last.ended_early))}"
             return W.ok(len(entries), *entries, round_flags), False
         if name in ("IRLMP_IAS_QUERY", "IRLMP_IAS_GET"):

@@ -154,6 +154,12 @@ class socket:  # noqa: N801 - the name of the API it mirrors
     def getpeername(self) -> Any:
         return self._impl.getpeername()
 
+    @property
+    def peer_lsap_sel(self) -> int | None:
+        """The peer's IrLMP LSAP of a connected AF_IRDA socket (getpeername names the service); else None."""
+        conn = getattr(self._impl, "conn", None)
+        return conn[1] if conn else None
+
     def makefile(self, mode: str = "r", buffering: int | None = None, *, encoding: str | None = None,
                  errors: str | None = None, newline: str | None = None):
         """A file object over the socket, as ``socket.socket.makefile`` gives."""
