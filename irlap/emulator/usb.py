@@ -37,6 +37,21 @@ def _gone() -> usb.core.USBError:
     return usb.core.USBError(NO_DEVICE, errno=errno.ENODEV)
 
 
+def _kingsun_speed_record(chip: Any, data: bytes) -> bytes:
+    """The 8-byte speed record Kingsun's KS-959 and Dazzle both take (a class SET_REPORT to interface 1): the baud
+    rate little-endian, then flags whose low two bits must be set; with anything else the model goes dark (logged),
+    so that a driver sending the wrong record fails visibly."""
+    if len(data) != 8:
+        raise _stall()
+    baud, flags = int.from_bytes(data[:4], "little"), data[4]
+    if baud in chip.SPEEDS and flags & 0x03 == 0x03:
+        chip.light.set_speed(baud)
+    else:
+        chip.log.append(f"speed record {data.hex()} not taken")
+        chip.light.set_speed(None)
+    return b""
+
+
 def _stall() -> usb.core.USBError:
     return usb.core.USBError("Pipe error", errno=errno.EPIPE)
 
@@ -314,15 +329,7 @@ class Ks959Chip(ChipModel):
 
     def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
         if request_type == 0x21 and request == 0x09 and index == 1 and value == 0x0200:
-            if len(data) != 8:
-                raise _stall()
-            baud, flags = int.from_bytes(data[:4], "little"), data[4]
-            if baud in self.SPEEDS and flags & 0x03 == 0x03:
-                self.light.set_speed(baud)
-            else:
-                self.log.append(f"speed record {data.hex()} not taken")
-                self.light.set_speed(None)
-            return b""
+            return _kingsun_speed_record(self, data)
         if request_type == 0x21 and request == 0x09 and index == 0:
             size = value
             if size == 0 or len(data) != ((size + 7) & ~0x7) + 0x10:
@@ -501,15 +508,7 @@ class KsDazzleChip(ChipModel):
 
     def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
         if request_type == 0x21 and request == 0x09 and index == 1 and value == 0x0200:
-            if len(data) != 8:
-                raise _stall()
-            baud, flags = int.from_bytes(data[:4], "little"), data[4]
-            if baud in self.SPEEDS and flags & 0x03 == 0x03:
-                self.light.set_speed(baud)
-            else:
-                self.log.append(f"speed record {data.hex()} not taken")
-                self.light.set_speed(None)
-            return b""
+            return _kingsun_speed_record(self, data)
         raise _stall()
 
     def data_out(self, endpoint: int, data: bytes) -> None:
