@@ -579,3 +579,16 @@ def test_a_dongle_pulled_out_and_plugged_back_in_is_served_again(daemon_on, tmp_
     finally:
         bridge.close()
         peer.close()
+
+
+def test_a_bad_socket_path_or_group_is_refused_before_anything_is_made(tmp_path):
+    from irsock.daemon.server import StackDaemon
+
+    missing = tmp_path / "no" / "such" / "dir" / "d.sock"
+    with pytest.raises(OSError) as no_dir:
+        StackDaemon(medium_url(), path=missing).start()
+    assert no_dir.value.errno == errno.ENOENT and not (tmp_path / "no").exists()  # a given path's directory is not made
+    target = Path(tempfile.mkdtemp(prefix="irsg-")) / "d.sock"
+    with pytest.raises(KeyError):
+        StackDaemon(medium_url(), path=target, group="no-such-group-irsock").start()
+    assert not target.exists()  # no socket file left behind

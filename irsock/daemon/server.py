@@ -111,6 +111,7 @@ class StackDaemon:
         self.devices = devices
         self.interface_options = interface_options
         self.path = Path(path) if path is not None else default_socket_path(port)
+        self.own_directory = path is None  # the default place: made (private) if missing; a given path's is not
         self.group = group
         self.iface: Interface | None = None  # the port's interface (None on the built-in emulator)
         self.port_failure: str | None = None  # why the port is down, until it is opened again
@@ -139,7 +140,11 @@ class StackDaemon:
 
         if live_socket(self.path):
             raise OSError(errno.EADDRINUSE, f"a daemon already serves {self.path} (irda serve runs once per port)")
-        self._make_dir()
+        gid = grp.getgrnam(self.group).gr_gid if self.group else None  # KeyError for no such group, before anything
+        if self.own_directory:
+            self._make_dir(gid)
+        elif not self.path.parent.is_dir():
+            raise OSError(errno.ENOENT, f"no directory {self.path.parent} for the socket")
         if not self.builtin:
             self.iface = attach_interface(self.port, dongle=self.dongle, nickname=self.nickname, hints=self.hints,
                                           **self.interface_options)
@@ -156,8 +161,8 @@ class StackDaemon:
             raise
         finally:
             os.umask(old_umask)
-        if self.group:
-            os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+        if gid is not None:
+            os.chown(self.path, -1, gid)
             os.chmod(self.path, 0o660)
         else:
             os.chmod(self.path, 0o600)
@@ -195,17 +200,17 @@ class StackDaemon:
             self._apply_hints()
             log.warning("%s is back", self.port)
 
-    def _make_dir(self) -> None:
+    def _make_dir(self, gid: int | None) -> None:
+        """The default directory ($XDG_RUNTIME_DIR/irsock or /tmp/irsock-UID): ours, as private as the socket."""
         directory = self.path.parent
-        mode = 0o750 if self.group else 0o700
+        mode = 0o750 if gid is not None else 0o700
         directory.mkdir(mode=mode, parents=True, exist_ok=True)
         info = directory.stat()
-        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o7777 != mode \
-                and directory.name.startswith("irsock"):
-            os.chmod(directory, mode)  # our own directory: as private as the socket in it
-        if self.group:
-            with contextlib.suppress(OSError, KeyError):
-                os.chown(directory, -1, grp.getgrnam(self.group).gr_gid)
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o7777 != mode:
+            os.chmod(directory, mode)
+        if gid is not None:
+            with contextlib.suppress(OSError):
+                os.chown(directory, -1, gid)
 
     def describe(self) -> dict:
         """What ``irda serve --json`` prints once it serves."""
