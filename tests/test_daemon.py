@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from irsock.daemon import default_socket_path, live_socket, socket_name
 from irsock.daemon import protocol as W
 from irsock.daemon.client import DaemonInterface
 from tests.conftest import wait_until
+from tests.test_socket import echo_server as serve_echo
 
 IRDA = [sys.executable, "-m", "irsock.cli"]
 
@@ -41,24 +41,7 @@ def echo_server(iface, service: str = "Echo"):
     server = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
     server.bind((service,))
     server.listen()
-
-    def serve_one(conn):
-        with conn:
-            try:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-            except OSError:
-                pass  # a client that went away (the tests kill some)
-
-    def accept_all():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept_all, daemon=True).start()
+    serve_echo(server, None)
     return server
 
 

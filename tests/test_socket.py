@@ -19,7 +19,7 @@ from irsock.net.errors import IrSockNetDown
 
 
 def echo_server(listener, count=1):
-    """Accept ``count`` connections; echo each until EOF."""
+    """Accept ``count`` connections (None: until the listener closes); echo each until EOF."""
     def serve_one(conn):
         with conn:
             try:
@@ -29,7 +29,9 @@ def echo_server(listener, count=1):
                 return
 
     def run():
-        for _ in range(count):
+        served = 0
+        while count is None or served < count:
+            served += 1
             try:
                 conn, _address = listener.accept()
             except OSError:

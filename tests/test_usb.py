@@ -31,6 +31,7 @@ from irsock.apps.transfer import connect_obex
 from irsock.net.errors import IrSockNetDown
 from irsock.obex import ObexClient
 from tests.conftest import wait_until
+from tests.test_socket import echo_server
 
 #: each emulated chip and the id its URL names
 CHIP_IDS = {name: f"{cls.vid:04x}:{cls.pid:04x}" for name, cls in CHIPS.items()}
@@ -534,24 +535,7 @@ def serve_echo(iface):
     listener = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
     listener.bind(("Echo",))
     listener.listen(4)
-
-    def serve_one(conn):
-        with conn:
-            try:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
-            except OSError:
-                return
-
-    def run():
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=run, daemon=True).start()
+    echo_server(listener, None)
 
 
 def test_irda_serve_takes_a_usb_adapter_back_when_it_is_plugged_in_again(daemon_on):
