@@ -8,6 +8,8 @@ and a non-zero exit status; a traceback means a bug in irsock, never bad input.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -76,7 +78,17 @@ def _command_listing(parser: argparse.ArgumentParser) -> str:
     return "commands (irda COMMAND --help tells more):\n" + "\n".join(lines)
 
 
+def _skip_final_collections() -> None:
+    """Freeze the heap when the interpreter exits: its final garbage collections then skip the ~24,000 objects
+    the imports made, which nothing needs collected in a process that ends (20 ms of every command's exit). Exit
+    handlers still run; only cycles left unreachable are not finalized, and the commands close their files and
+    ports themselves."""
+    atexit.unregister(gc.freeze)  # once, however often main runs in one process (the tests)
+    atexit.register(gc.freeze)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _skip_final_collections()
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # argparse would show the top level's usage: show the one of the command that was given
