@@ -106,6 +106,57 @@ def test_a_writer_with_a_full_send_queue_is_woken_by_the_stack_not_by_its_own_po
     server.close()
 
 
+def test_a_stream_writer_let_in_by_a_drained_buffer_queues_whole_pdus(interfaces):
+    """Each send becomes TinyTP PDUs of its own, so a writer let in for the few bytes that had left a full send
+    buffer made a short PDU, and at 9600 bit/s (one frame a turn) that runt took a whole turn: a 20 kB push
+    had 4 of them in 63 turns. Only the stream's last frame may be short now."""
+    import io
+
+    from irlap.frames import IFrame, parse
+    from irlap.pcap import PcapWriter, read_pcap_bytes
+    from irlap.qos import QosParams
+
+    capture = io.BytesIO()
+    trace = PcapWriter(capture)
+    slow = QosParams.offer(max_baud=9600)  # 256-byte frames: the buffer drains in many small steps
+    a = interfaces("alpha", qos=slow, trace=trace)
+    b = interfaces("beta", qos=slow)
+    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Sink",))
+    server.listen()
+    received = bytearray()
+
+    def sink():
+        conn, _peer = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                received.extend(data)
+
+    reader = threading.Thread(target=sink, daemon=True)
+    reader.start()
+    payload = random.Random(6).randbytes(60_000)
+    with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
+        client.settimeout(30)
+        client.connect((b.address, "Sink"))
+        pdu = client.getsockopt(irsock.SOL_IRLMP, irsock.IRLMP_SEND_PDU_LEN)
+        step = 16 * pdu  # whole PDUs, as the OBEX client writes: only the buffer's draining could cut one
+        for start in range(0, len(payload), step):
+            client.sendall(payload[start:start + step])
+    reader.join(30)
+    assert bytes(received) == payload
+    trace.flush()
+    sizes = []
+    for record in read_pcap_bytes(capture.getvalue()):
+        if record.is_frame and record.outgoing:
+            frame = parse(record.data)
+            if isinstance(frame, IFrame) and len(frame.info) > 3 and frame.info[0] & 0x80 == 0 \
+                    and frame.info[0] & 0x7F:  # IrLMP data, not to IAS (LSAP 0)
+                sizes.append(len(frame.info) - 3)  # less the IrLMP and TinyTP headers
+    assert sum(sizes) == len(payload)
+    assert [size for size in sizes[:-1] if size != pdu] == []
+    server.close()
+
+
 def test_unsent_counts_what_the_peer_has_not_acknowledged(endpoints):
     make_client, server, address = endpoints
     with make_client() as client:

@@ -53,8 +53,16 @@ class TinyTpPath:
 
     @staticmethod
     def room(stack: Any, conn: ConnId) -> int:
-        """Bytes send() may queue now (read from an application thread: an estimate refreshed by events)."""
-        return max(0, SEND_BUFFER - stack.pending(conn))
+        """Bytes send() may queue now, in whole TinyTP PDUs (read from an application thread: an estimate
+        refreshed by events).
+
+        Whole PDUs because TinyTP cuts each send into PDUs of its own: a writer that filled the buffer and was
+        let in for the 96 bytes that had drained queued a 96-byte PDU, and at 9600 bit/s, where a turn carries
+        one frame, that runt took a whole turn (4 of 63 turns in a 20 kB push: 0.920 of the line instead of
+        0.93). Waiting until a whole PDU fits costs a writer nothing: the link is still busy with the queue."""
+        free = max(0, SEND_BUFFER - stack.pending(conn))
+        unit = stack.lmp.max_data() - TinyTpPath.header
+        return free - free % unit if free >= unit else 0
 
     @staticmethod
     def unsent(stack: Any, conn: ConnId) -> int:
