@@ -207,11 +207,14 @@ class PlotSpec:
     y_label: str
     numeric_x: bool = True  # categories sorted by value, else in order of appearance
     lines: bool = True  # join a run's points (not for unordered categories such as directions)
+    #: a logarithmic y axis, for a metric that spans decades: goodput runs from ~900 bytes/s at 9600 bit/s to
+    #: ~450 kB/s at 4 Mbit/s, and on a linear axis every SIR speed sat on the bottom line
+    log_y: bool = False
 
 
 PLOTS = (
     PlotSpec("Goodput against link speed", "speed", "baud", "goodput_Bps", "link speed (bit/s)",
-             "goodput (bytes/s)"),
+             "goodput (bytes/s, log scale)", log_y=True),
     PlotSpec("Goodput against bit error rate", "ber", "ber", "goodput_Bps", "bit error rate on the beam",
              "goodput (bytes/s)"),
     PlotSpec("Discovery time", "discovery", "direction", "discovery_s", "direction (seeker->target)",
@@ -240,6 +243,13 @@ def _nice_ticks(top: float, count: int = 5) -> list[float]:
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     steps = math.ceil(top / step - 1e-9)
     return [round(i * step, 12) for i in range(steps + 1)]
+
+
+def _decade_ticks(low: float, high: float) -> list[float]:
+    """Powers of ten from below ``low`` to at least ``high`` (both > 0), two decades at least."""
+    first = math.floor(math.log10(low))
+    last = max(first + 2, math.ceil(math.log10(high) - 1e-9))
+    return [10.0 ** k for k in range(first, last + 1)]
 
 
 def _marker(shape: int, x: float, y: float, color: str, tooltip: str) -> str:
@@ -274,11 +284,20 @@ def plot_svg(spec: PlotSpec, runs: Sequence[RigRun], labels: Sequence[str] | Non
     plot_w = width - left - right
     height = top + plot_h + axis_h + row_h * max(1, len(runs)) + 6
     ys = [y for points in series for _x, y in points]
-    ticks = _nice_ticks(max(ys, default=0.0))
-    y_top = ticks[-1]
+    positive = [y for y in ys if y > 0]
+    if spec.log_y and positive:
+        ticks = _decade_ticks(min(positive), max(positive))
+        low, high = math.log10(ticks[0]), math.log10(ticks[-1])
 
-    def y_at(value: float) -> float:
-        return top + plot_h - max(0.0, value) / y_top * plot_h
+        def y_at(value: float) -> float:  # a value <= 0 has no place on a log axis: it sits on the bottom line
+            share = (math.log10(value) - low) / (high - low) if value > 0 else 0.0
+            return top + plot_h - share * plot_h
+    else:
+        ticks = _nice_ticks(max(ys, default=0.0))
+        y_top = ticks[-1]
+
+        def y_at(value: float) -> float:
+            return top + plot_h - max(0.0, value) / y_top * plot_h
 
     band = plot_w / max(1, len(order))
     dodge = min(9.0, band / (len(runs) + 1))

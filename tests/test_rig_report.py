@@ -164,6 +164,22 @@ def test_plots_show_the_points_of_each_run() -> None:
     assert all(str(baud) in speed for baud in SPEEDS) and "link speed" in speed and "goodput" in speed
 
 
+def test_goodput_against_speed_is_on_a_log_axis_so_sir_speeds_do_not_sit_on_the_bottom_line() -> None:
+    run = make_run("A", scenarios=())
+    for baud, goodput in ((9600, 884.0), (115200, 11_200.0), (4_000_000, 445_000.0)):
+        run.records.append(RigRecord("speed", f"t[{baud}]", "passed", 1.0, {"baud": baud},
+                                     {"goodput_Bps": goodput}, ""))
+    svg = plot_of(render_html([run]), "speed")
+    heights = [float(el.get("cy")) for el in svg.iter("{http://www.w3.org/2000/svg}circle")] or \
+        [float(el.get("cy")) for el in svg.iter("circle")]
+    bottom = max(float(el.get("y1")) for el in svg.iter() if el.get("class") == "axis")
+    top = min(float(el.get("y1")) for el in svg.iter() if el.get("class") == "grid")
+    slowest = (bottom - heights[0]) / (bottom - top)
+    assert slowest > 0.2, slowest  # linear: 884 / 500000 of the height, drawn on the axis
+    assert heights[0] > heights[1] > heights[2]
+    assert all(label in svg_text(svg) for label in ("100", "1000", "10000", "100000", "1000000"))
+
+
 def test_comparison_draws_one_series_per_run() -> None:
     page = render_html([make_run("dongle one"), make_run("dongle two", scale=0.7)])
     for spec in PLOTS:
