@@ -4,8 +4,9 @@ A frame (as it comes out of the SIR unwrapper, FCS removed) is an address byte (
 ``ca << 1 | C/R``), a control byte, and for some kinds an information field. The control byte's low
 bits give the class: ``...0`` I, ``..01`` S (RR, RNR, REJ, SREJ), ``..11`` U; P/F is bit 4.
 
-The information fields with structure (XID, SNRM, UA, FRMR, TEST) are declared with ``construct``
-and compiled once; I and S frames, the hot path of a transfer, are sliced directly from the two
+The information fields with structure (XID, SNRM, UA, FRMR, TEST) are declared with ``construct``, not
+compiled: a connection has few of them (discovery, link setup), and compiling the five cost 6 ms of every
+start against ~15 us a frame; I and S frames, the hot path of a transfer, are sliced directly from the two
 header bytes. :func:`parse` raises :class:`~irlap.errors.FrameError` for anything malformed, so a
 station can answer a bad frame with the protocol's reaction instead of crashing; undefined control
 fields raise :class:`UndefinedControlError`, which carries the bytes an FRMR needs.
@@ -62,21 +63,21 @@ _XID_BODY = c.Struct(
     "slot" / c.Int8ub,
     "version" / c.Int8ub,
     "info" / c.GreedyBytes,
-).compile()
+)
 _SNRM_BODY = c.Struct(
     "source" / c.Int32ul,
     "dest" / c.Int32ul,
     "ca" / c.Int8ub,
     "params" / c.GreedyBytes,
-).compile()
-_UA_BODY = c.Struct("source" / c.Int32ul, "dest" / c.Int32ul, "params" / c.GreedyBytes).compile()
-_TEST_BODY = c.Struct("source" / c.Int32ul, "dest" / c.Int32ul, "info" / c.GreedyBytes).compile()
+)
+_UA_BODY = c.Struct("source" / c.Int32ul, "dest" / c.Int32ul, "params" / c.GreedyBytes)
+_TEST_BODY = c.Struct("source" / c.Int32ul, "dest" / c.Int32ul, "info" / c.GreedyBytes)
 _FRMR_BODY = c.Struct(
     "rejected" / c.Int8ub,
     "state" / c.BitStruct("vr" / c.BitsInteger(3), "cr" / c.Flag, "vs" / c.BitsInteger(3), "zero" / c.Bit),
     "reasons" / c.BitStruct("reserved" / c.BitsInteger(4), "z" / c.Flag, "y" / c.Flag, "x" / c.Flag, "w" / c.Flag),
     c.Terminated,
-).compile()
+)
 
 
 def _parse_struct(struct: c.Construct, data: bytes, what: str) -> c.Container:
