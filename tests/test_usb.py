@@ -2,6 +2,8 @@
 
 Discovery, a link at every speed the chip has, TinyTP and OBEX transfers; every wrong driver/chip pair fails;
 a chip pulled out mid-transfer is ENETDOWN with the reason; garbage from a chip never raises out of a driver.
+The emulated STIr421x needs its firmware patch: every test here finds a synthetic one (never SigmaTel's file)
+through ``$IRSOCK_FIRMWARE_PATH`` (the autouse fixture ``stir421x_firmware``).
 """
 
 from __future__ import annotations
@@ -38,12 +40,31 @@ CHIP_IDS = {name: f"{cls.vid:04x}:{cls.pid:04x}" for name, cls in CHIPS.items()}
 USB_DRIVERS = [name for name in dongle_names() if issubclass(get_dongle(name), FrameDongle)]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def stir421x_firmware(tmp_path_factory):
+    """A synthetic STIr421x patch where the bridge driver looks (the emulated chip's bcdDevice names it); module
+    scope, so that the hypothesis tests here may use it too."""
+    from irlap.dongles.usb.bridge import FIRMWARE_ENV, stir421x_firmware_name
+    from irlap.emulator.usb import Stir421xChip, stir421x_patch_file
+
+    folder = tmp_path_factory.mktemp("firmware")
+    path = folder / stir421x_firmware_name(Stir421xChip.bcd_device)
+    path.write_bytes(stir421x_patch_file(Stir421xChip.bcd_device))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FIRMWARE_ENV, str(folder))
+        yield path
+
+
 def fresh(prefix: str = "usb") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def url(chip: str, medium: str, **options) -> str:
+    """A usb: URL that plugs a new emulated ``chip`` into ``medium``'s bus: by its id, or by name for a model that
+    shares its id with another (the FIR bridge)."""
     query = "&".join(f"{k}={v}" for k, v in {"irsim": medium, **options}.items())
+    if not CHIPS[chip].by_id:
+        return f"usb:?chip={chip}&{query}"
     return f"usb:{CHIP_IDS[chip]}?{query}"
 
 
@@ -68,7 +89,7 @@ def echo_round_trip(iface, payload: bytes, timeout: float = 60) -> bytes:
 
 
 def test_every_usb_driver_has_an_emulated_chip_and_the_registry_lists_it():
-    assert set(USB_DRIVERS) == set(CHIPS)
+    assert set(USB_DRIVERS) == {cls.driver for cls in CHIPS.values()}
     for driver, _what in KNOWN_IDS.values():
         assert driver in USB_DRIVERS
     for cls in CHIPS.values():
@@ -80,8 +101,8 @@ def test_discovery_and_tinytp_echo_in_real_time(chip):
     """Paced like a real line: the adapter's driver is chosen by the id, discovery, IAS, 20 KB echoed at 115200."""
     name = fresh()
     with irsock.attach(url(chip, name, devices=1), nickname="pc") as iface:
-        assert iface.runtime.dongle_name == chip
-        fastest = max(b for b in get_dongle(chip).speeds if b <= 115200)
+        assert iface.runtime.dongle_name == CHIPS[chip].driver
+        fastest = max(b for b in get_dongle(CHIPS[chip].driver).speeds if b <= 115200)
         payload = bytes(range(256)) * (80 if fastest >= 57600 else 8)  # 2 KB for a 9600-only chip: ~5 s of line
         assert echo_round_trip(iface, payload) == payload
         params = iface.runtime.station.params
@@ -92,7 +113,7 @@ def test_discovery_and_tinytp_echo_in_real_time(chip):
 @pytest.mark.parametrize("chip", sorted(CHIPS))
 def test_every_speed_the_chip_has(chip):
     """A link at each SIR speed the chip supports (the offer capped there), data intact at that speed."""
-    driver = get_dongle(chip)
+    driver = get_dongle(CHIPS[chip].driver)
     for baud in [b for b in driver.speeds if 9600 <= b <= 115200]:
         name = fresh()
         qos = QosParams.offer(max_baud=baud)
@@ -301,16 +322,16 @@ def test_only_the_right_driver_works_with_each_chip(driver, chip):
     try:
         iface = irsock.attach(url(chip, name, devices=1, pace=0), dongle=driver, nickname="pc")
     except PortError as exc:
-        assert driver != chip, exc
+        assert driver != CHIPS[chip].driver, exc
         assert "did not come up" in str(exc)
         return
     with iface:
         try:
             found = iface.discover(timeout=3)
         except IrSockNetDown as exc:  # the driver's first transfer was refused: the port failed, with the reason
-            assert driver != chip and "not" in str(exc), (driver, chip, exc)
+            assert driver != CHIPS[chip].driver and "not" in str(exc), (driver, chip, exc)
             return
-    assert bool(found) == (driver == chip), (driver, chip, found)
+    assert bool(found) == (driver == CHIPS[chip].driver), (driver, chip, found)
 
 
 @pytest.mark.parametrize("chip", sorted(CHIPS))
@@ -451,7 +472,7 @@ def test_receive_paths_never_raise_on_garbage(packets):
     from irlap.dongles.usb.stir4200 import Stir4200
 
     cases = [(cls, 9600) for cls in (UsbBridge, Stir4200, Ks959, KsDazzle, KingsunSir)]
-    cases += [(Mcs7780, b) for b in (9600, 576000, 4000000)]
+    cases += [(Mcs7780, b) for b in (9600, 576000, 4000000)] + [(Stir4200, 4000000), (UsbBridge, 4000000)]
     for cls, speed in cases:
         driver = cls(FakeChip(packets))
         driver.speed = speed
@@ -511,7 +532,7 @@ def test_emulated_transfers_fail_with_enodev_after_unplug():
 
 def test_every_emulated_chip_id_opens_its_own_driver():
     for (vid, pid), cls in BY_ID.items():
-        assert KNOWN_IDS.get((vid, pid), ("irda-usb",))[0] == cls.name
+        assert KNOWN_IDS.get((vid, pid), ("irda-usb",))[0] == cls.driver
 
 
 def test_a_pace_of_one_keeps_real_time():
@@ -574,3 +595,250 @@ def test_irda_serve_takes_a_usb_adapter_back_when_it_is_plugged_in_again(daemon_
             assert sock.recv(100) == b"after"
     finally:
         peer.close()
+
+
+# --- MIR/FIR through the STIr4200 and the Bridge class ---------------------------------------------------------
+def fir_echo(iface, payload: bytes) -> bytes:
+    """``payload`` through the Echo service of the only device ``iface`` discovers."""
+    [device] = iface.discover(timeout=5)
+    with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
+        sock.connect((device.address, "Echo"))
+        sock.sendall(payload)
+        received = bytearray()
+        while len(received) < len(payload):
+            data = sock.recv(65536)
+            assert data, "the echo ended early"
+            received += data
+    return bytes(received)
+
+
+@pytest.mark.parametrize(("chip", "baud"), [("stir4200", 4000000), ("irda-usb-fir", 576000),
+                                            ("irda-usb-fir", 1152000), ("irda-usb-fir", 4000000),
+                                            ("stir421x", 1152000), ("stir421x", 4000000)])
+def test_fir_chips_link_at_mir_and_fir_in_real_time(chip, baud):
+    """Each FIR-capable emulated chip against a host-framed MIR/FIR station on the same medium: the link comes up
+    at that speed, the chip carries it, TinyTP data arrives intact, no frame was lost to a bad CRC."""
+    name = fresh()
+    peer = irsim_fast_peer(name)
+    try:
+        serve_echo(peer)
+        with irsock.attach(url(chip, name), nickname="pc", qos=QosParams.offer(max_baud=baud)) as iface:
+            payload = bytes(range(256)) * 80
+            assert fir_echo(iface, payload) == payload
+            assert iface.runtime.station.params.baud == baud and iface.runtime.frames.speed == baud
+            assert chip_of(iface.runtime.port).light.speed == baud
+            if chip == "stir4200":
+                assert iface.runtime.frames.stats.bad_fcs == 0 and iface.runtime.frames.stats.good > 0
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize("chip", ["stir4200", "irda-usb-fir", "stir421x"])
+def test_obex_push_at_fir_to_another_fir_station(chip):
+    """An OBEX push of 200 kB at 4 Mbit/s from the emulated chip to a FIR station (``irda bench``'s push, which
+    checks the stored file)."""
+    from irsock.apps.bench import bench_link
+
+    name = fresh()
+    report = bench_link(url(chip, name), f"irsim://{name}?dongle=fir", dongle_b="fir", nbytes=200_000,
+                        max_baud=4000000, pings=1)
+    assert report["intact"] is True
+    assert report["goodput_Bps"] > 115200 / 10 * 4  # far beyond any SIR speed: the push ran at FIR
+
+
+def open_stir4200(name: str):
+    from irlap.dongles.usb import open_usb
+    from irlap.dongles.usb.stir4200 import Stir4200
+
+    bus = bus_for(name)
+    chip = bus.plug("stir4200")
+    port, _ = open_usb("usb:066f:4200", backend=bus.view(chip))
+    driver = Stir4200(port)
+    driver.open()
+    return chip, driver
+
+
+def test_stir4200_fir_speed_sequence_and_host_framing():
+    """The speed change to FIR writes MODE = FIR | FFRSTEN | FASTRX | NRESET and PDCLK 0x02; a frame the driver
+    sends is a FIR frame a receiver takes; host framing that is wrong at FIR (SIR wrapping, a lone flag, a CRC
+    that does not match) puts nothing good on the line."""
+    from irlap import fir
+    from irlap.dongles.usb.stir4200 import fir_block
+
+    name = fresh()
+    chip, driver = open_stir4200(name)
+    try:
+        driver.set_speed(4000000)
+        assert chip.regs[1] == 0x80 | 0x04 | 0x08 | 0x02 and chip.regs[2] == 0x02
+        assert chip.light.speed == 4000000
+        listener = get_medium(name)[0].attach_light("listener", speed=4000000)
+        decoder = fir.Unwrapper()
+        heard = []
+        listener.on_light = lambda data: heard.extend(decoder.feed(data))
+        frame = b"\xff\x93" + bytes(range(256)) + b"\x7d\x7e\x7f"
+        driver.send_frame(frame, 0)
+        wait_until(lambda: heard == [frame], "the listener decoded the frame")
+        bad = bytearray(fir_block(frame))
+        bad[-3] ^= 0x01  # a CRC byte (none of the CRC bytes of this frame needed an escape)
+        for block in (wrap(frame, 0), b"\x7f" * 16 + b"\x7e" + frame + b"\x7e", bytes(bad)):
+            driver.port.bulk_write(0x01, b"\x55\xaa" + len(block).to_bytes(2, "little") + block)
+        driver.send_frame(frame, 0)  # a good one after them: it arrives, the three before did not
+        wait_until(lambda: len(heard) == 2, "the second good frame arrived")
+        assert heard == [frame, frame] and decoder.stats.bad_fcs == 1
+        # the same clock divider with the SIR mode bit is no valid setting: the chip goes dark
+        driver.write_reg(1, 0x20 | 0x08 | 0x02)
+        assert chip.light.speed is None
+    finally:
+        driver.close()
+
+
+def test_stir4200_fir_bad_crc_frame_is_counted_and_dropped():
+    """The chip passes up whatever it demodulated, CRC-32 and all: the driver drops a frame whose CRC does not
+    match and counts it; the good frames around it arrive."""
+    from irlap import fir
+
+    name = fresh()
+    chip, driver = open_stir4200(name)
+    try:
+        driver.set_speed(4000000)
+        light = get_medium(name)[0].attach_light("peer", speed=4000000)
+        good = b"\xff\x93" + bytes(range(200))
+        damaged = fir.PREAMBLE + fir.START_FLAG + fir.encode(good + bytes(4)) + fir.STOP_FLAG
+        light.send(fir.wrap(good) + damaged + fir.wrap(good[:50]))
+        frames = []
+        wait_until(lambda: frames.extend(driver.receive(0.05).frames) or len(frames) >= 2, "the good frames")
+        assert frames == [good, good[:50]]
+        assert driver.stats.bad_fcs == 1 and driver.stats.good == 2
+    finally:
+        driver.close()
+
+
+def test_stir4200_fir_unwrapper_takes_any_split_and_the_escapes():
+    """The host's FIR receive path against Linux's rules: repeated flags, escapes of 0x7D/0x7E/0x7F, a frame cut
+    by 0x7F or by an escape before the flag is aborted; chunk boundaries anywhere change nothing."""
+    from irlap import fir
+    from irlap.dongles.usb.stir4200 import FirUnwrapper, fir_stuff
+
+    frames = [b"\xff\x93" + bytes(range(256)), b"\x7d\x7e\x7f\x7d", b"\x01\x02\x03"]
+
+    def up(raw: bytes) -> bytes:
+        return b"\x7e\x7e" + fir_stuff(raw + fir.fcs32(raw).to_bytes(4, "little")) + b"\x7e\x7e"
+
+    stream = b"junk" + up(frames[0]) + b"\x7e\x01\x7f\x02\x7e" + up(frames[1]) + b"\x7e\x7e\x05\x7d\x7e" + up(frames[2])
+    for step in (1, 3, 7, len(stream)):
+        unwrapper = FirUnwrapper()
+        got = []
+        for i in range(0, len(stream), step):
+            got += unwrapper.feed(stream[i:i + step])
+        assert got == frames, step
+        assert unwrapper.stats.aborted == 2 and unwrapper.stats.good == 3
+
+
+def test_fir_bridge_descriptor_narrows_the_offer():
+    """A Bridge class chip whose descriptor lists 576000, 1152000 and 4000000: the driver offers exactly its
+    speeds and the turnaround, data size and window it asks for; one that lists FIR without MIR offers no MIR."""
+    from irlap.dongles.usb import open_usb
+    from irlap.runtime import LinkRuntime
+
+    for speeds in ((2400, 9600, 19200, 38400, 57600, 115200, 576000, 1152000, 4000000), (9600, 115200, 4000000)):
+        name = fresh()
+        bus = bus_for(name)
+        chip = bus.plug("irda-usb-fir", speeds=speeds)
+        chip.min_turnaround_bits, chip.window_bits = 0x0F, 0x3F  # 0.5 ms; up to 6 frames
+        port, driver = open_usb(f"usb:{bus.number}-{chip.port_numbers[0]}", backend=bus.view(chip))
+        assert driver == "irda-usb"
+        runtime = LinkRuntime(port, dongle="auto", qos=QosParams.offer(max_baud=16000000)).start()
+        try:
+            qos = runtime.station.qos
+            assert tuple(b for i, b in enumerate(BAUD_RATES) if qos.baud >> i & 1) == speeds
+            assert runtime.frames.min_turnaround_us == 500 and qos.value("min_turnaround") >= 500
+            assert qos.value("window_size") == 6
+        finally:
+            runtime.close()
+
+
+# --- STIr421x: the firmware patch -------------------------------------------------------------------------------
+def open_stir421x(name: str, url_option: str = ""):
+    from irlap.dongles.usb import open_usb
+    from irlap.dongles.usb.bridge import UsbBridge
+
+    bus = bus_for(name)
+    chip = bus.plug("stir421x")
+    port, driver_name = open_usb(f"usb:066f:4210{url_option}", backend=bus.view(chip))
+    assert driver_name == "irda-usb"
+    return chip, UsbBridge(port)
+
+
+def test_stir421x_is_patched_and_then_reports_fir(stir421x_firmware):
+    """The driver sends the vendor request 0x02, then what follows ``STMP`` in the synthetic patch in blocks of at
+    most 1023 bytes; the chip, patched, lists the FIR speeds, which the driver reads from the descriptor again."""
+    chip, driver = open_stir421x(fresh())
+    try:
+        assert not chip.patched and chip.light.speed is None
+        driver.open()
+        assert chip.patched and driver.patched_from == stir421x_firmware
+        assert (0x40, 0x02, 0, 0) in chip.requests
+        assert 4000000 in driver.speeds and 1152000 in driver.speeds
+        assert driver.header_length == 3 and chip.speed == 9600
+    finally:
+        driver.close()
+
+
+def test_stir421x_without_its_patch_says_which_file_and_where(tmp_path, monkeypatch):
+    from irlap.dongles.usb.bridge import FIRMWARE_ENV
+
+    monkeypatch.setenv(FIRMWARE_ENV, str(tmp_path / "nowhere"))
+    chip, driver = open_stir421x(fresh())
+    with pytest.raises(DongleError) as missing:
+        driver.open()
+    message = str(missing.value)
+    assert "42101001.sb" in message and str(tmp_path / "nowhere") in message and "/lib/firmware" in message
+    assert not chip.patched
+    driver.close()
+    # a file of another chip release (its Product Version line) is refused, named
+    other = tmp_path / "other"
+    other.mkdir()
+    from irlap.emulator.usb import stir421x_patch_file
+
+    (other / "42101001.sb").write_bytes(stir421x_patch_file(0x1002))
+    chip, driver = open_stir421x(fresh(), f"?firmware={other}")
+    with pytest.raises(DongleError, match="not the patch for this chip"):
+        driver.open()
+    driver.close()
+    # the URL option may name the file itself
+    (other / "mine.sb").write_bytes(stir421x_patch_file(0x1001))
+    chip, driver = open_stir421x(fresh(), f"?firmware={other / 'mine.sb'}")
+    driver.open()
+    assert chip.patched
+    driver.close()
+
+
+def test_stir421x_is_deaf_and_dark_until_a_right_patch():
+    """Before its patch the chip takes no frame and hears nothing; a download of the whole file (text header
+    included) or of a cut image leaves it unpatched; the image alone patches it."""
+    from irlap.dongles.usb.bridge import stir421x_patch_image
+    from irlap.emulator.usb import Stir421xChip, stir421x_patch_file
+
+    name = fresh()
+    chip, driver = open_stir421x(name)
+    port = driver.port
+    try:
+        listener = get_medium(name)[0].attach_light("listener", speed=9600)
+        heard = []
+        listener.on_light = heard.append
+        port.bulk_write(0x02, b"\x02\x00\x00")  # 9600
+        port.bulk_write(0x02, b"\x00\x00\x00\xff\x93hello")
+        assert chip.light.speed is None and not heard
+        listener.send(wrap(b"\xff\x93hi", 10))
+        assert port.bulk_read(0x81, 100, 20) == b""
+        patch = stir421x_patch_file(Stir421xChip.bcd_device)
+        image = stir421x_patch_image(patch, Stir421xChip.bcd_device)
+        for download in (patch[:1000], image[:-1] + bytes((image[-1] ^ 1,))):
+            port.control_out(0x40, 0x02)
+            port.bulk_write(0x02, download)
+            assert not chip.patched, download[:20]
+        port.control_out(0x40, 0x02)
+        port.bulk_write(0x02, image)
+        assert chip.patched
+    finally:
+        driver.close()

@@ -18,6 +18,7 @@ as for ``irsim://``: ``devices``, ``ber``, ``seed``, ``pace``, ``nickname``).
 from __future__ import annotations
 
 import errno
+import re
 import threading
 import time
 from collections import deque
@@ -74,6 +75,14 @@ class ChipModel:
     #: (address, attributes (2 bulk, 3 interrupt), max packet size)
     endpoints: ClassVar[tuple[tuple[int, int, int], ...]] = ((0x81, 2, 64), (0x02, 2, 64))
     bcd_device: ClassVar[int] = 0x0100
+    #: the driver that takes this chip (its registry name); ``by_id``: a usb:VID:PID URL plugs this model
+    driver: ClassVar[str] = ""
+    by_id: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("driver"):
+            cls.driver = cls.name
 
     def __init__(self, medium: Medium, name: str) -> None:
         self.medium = medium
@@ -159,28 +168,37 @@ class BridgeChip(ChipModel):
     """A USB IrDA Bridge class device (per the Bridge Device Definition 1.0): it wraps and checks frames itself.
 
     Defaults are those of an ACT-IR2000U-like SIR bridge; ``speeds`` and the other descriptor fields can be
-    changed per instance (a FIR bridge lists 4000000)."""
+    changed per instance (a FIR bridge lists 576000, 1152000, 4000000). At MIR and FIR it frames the frame
+    (HDLC with CRC-16, 4PPM with CRC-32) and sends it at once: keeping the peer's turnaround is the host's job
+    there, as Linux's irda-usb did it."""
 
     name = "irda-usb"
     vid, pid = 0x09C4, 0x0011
     interface_class = (0xFE, 0x02, 0x00)
     endpoints = ((0x81, 2, 64), (0x02, 2, 64), (0x83, 3, 1))
+    SIR_SPEEDS: ClassVar[tuple[int, ...]] = (2400, 9600, 19200, 38400, 57600, 115200)
+    HEADER: ClassVar[int] = 1  # bytes of the header on both endpoints
+    SPEED_CODES: ClassVar[dict[int, int]] = {1: 2400, 2: 9600, 3: 19200, 4: 38400, 5: 57600, 6: 115200, 7: 576000,
+                                             8: 1152000, 9: 4000000}
+    XBOF_CODES: ClassVar[dict[int, int]] = {1: 48, 2: 24, 3: 12, 4: 6, 5: 3, 6: 2, 7: 1, 8: 0}
 
-    def __init__(self, medium: Medium, name: str, speeds: tuple[int, ...] = (2400, 9600, 19200, 38400, 57600,
-                                                                             115200)) -> None:
+    def __init__(self, medium: Medium, name: str, speeds: tuple[int, ...] | None = None) -> None:
         super().__init__(medium, name)
-        from irlap.qos import BAUD_RATES
-
-        self.speeds = speeds
-        self.baud_bits = sum(1 << BAUD_RATES.index(s) for s in speeds)
+        self.speeds = self.SIR_SPEEDS if speeds is None else tuple(speeds)
         self.data_size_bits = 0x3F  # 64 ... 2048
         self.window_bits = 0x7F  # 1 ... 7
         self.min_turnaround_bits = 0x07  # 10, 5, 1 ms: the chip's receiver needs 1 ms at least
         self.bofs_bits = 0x04  # 12 additional BOFs
         self.speed: int | None = None  # until the host's first header sets it: no light
         self.xbofs = 12
-        self.unwrapper = Unwrapper()
+        self.unwrapper: Any = Unwrapper()
         self.busy_pending = False
+
+    @property
+    def baud_bits(self) -> int:
+        from irlap.qos import BAUD_RATES
+
+        return sum(1 << BAUD_RATES.index(s) for s in self.speeds)
 
     def class_descriptor(self) -> bytes:
         return bytes((12, 0x21, 0x00, 0x01, self.data_size_bits, self.window_bits, self.min_turnaround_bits)) + \
@@ -194,25 +212,31 @@ class BridgeChip(ChipModel):
     def data_out(self, endpoint: int, data: bytes) -> None:
         if endpoint != 0x02:
             raise _stall()
-        if not data:
+        if len(data) < self.HEADER:
             return
-        header, frame = data[0], bytes(data[1:])
+        header, frame = bytes(data[:self.HEADER]), bytes(data[self.HEADER:])
         if frame and self.speed is not None:
-            self.light.send(framing.wrap(frame, self.speed, self.xbofs if self.speed <= 115200 else 0))
+            self.light.send(self._line(header, frame))
         # the header's changes apply after the frame (spec 5.4.2.2): the frame above is paced at the old speed
+        self._settings(header[0])
+
+    def _line(self, header: bytes, frame: bytes) -> bytes:
+        """The line bytes of one frame from the host at the current speed."""
+        speed = self.speed or 9600
+        return framing.wrap(frame, speed, self.xbofs if speed <= framing.SIR_MAX else 0)
+
+    def _settings(self, header: int) -> None:
         speed_code, xbof_code = header & 0x0F, header >> 4
-        speeds = {1: 2400, 2: 9600, 3: 19200, 4: 38400, 5: 57600, 6: 115200, 7: 576000, 8: 1152000, 9: 4000000}
         if speed_code:
-            wanted = speeds.get(speed_code)
+            wanted = self.SPEED_CODES.get(speed_code)
             if wanted in self.speeds:
                 self.speed = wanted
                 self.light.set_speed(wanted)
                 self.unwrapper = framing.unwrapper(wanted)
             else:
                 self.log.append(f"header asks for an unsupported speed code {speed_code}")
-        xbofs = {1: 48, 2: 24, 3: 12, 4: 6, 5: 3, 6: 2, 7: 1, 8: 0}
-        if xbof_code in xbofs:
-            self.xbofs = xbofs[xbof_code]
+        if xbof_code in self.XBOF_CODES:
+            self.xbofs = self.XBOF_CODES[xbof_code]
 
     def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
         if endpoint == 0x83:  # the interrupt endpoint some bridges have: nothing the spec defines comes here
@@ -227,29 +251,182 @@ class BridgeChip(ChipModel):
         before = (stats.bad_fcs, stats.aborted, stats.garbage_bytes)
         frames = self.unwrapper.feed(data)
         broken = (stats.bad_fcs, stats.aborted, stats.garbage_bytes) != before
+        pad = bytes(self.HEADER - 1)
         for frame in frames:
-            self.queue_in(bytes((0x80 if broken or self.busy_pending else 0x00,)) + frame)
+            self.queue_in(bytes((0x80 if broken or self.busy_pending else 0x00,)) + pad + frame)
             self.busy_pending = broken = False
         if broken or (not frames and self.unwrapper.in_frame):
             if not self.busy_pending:
                 self.busy_pending = True
-                self.queue_in(b"\x80")  # energy that made no frame: the medium is busy
+                self.queue_in(b"\x80" + pad)  # energy that made no frame: the medium is busy
+
+
+class FirBridgeChip(BridgeChip):
+    """A FIR-capable Bridge class device: its descriptor lists 576000, 1152000 and 4000000 too.
+
+    A model of the class, not of one product: it has the ACT-IR2000U's id but is opened by name
+    (``usb:?irsim=M&chip=irda-usb-fir``) and never by that id."""
+
+    name = "irda-usb-fir"
+    driver = "irda-usb"
+    by_id = False
+    SIR_SPEEDS = BridgeChip.SIR_SPEEDS + (576000, 1152000, 4000000)
+
+
+def stir421x_patch_image(payload: bytes) -> bytes:
+    """A code image the emulated STIr421x's loader takes: length (4 bytes LE), payload, CRC-32 of both (LE).
+
+    SigmaTel's real image format is not public; this stands for it so that a download can be judged complete
+    and intact (a modelling guess: the real chip's check is unknown)."""
+    body = len(payload).to_bytes(4, "little") + bytes(payload)
+    return body + fir.fcs32(body).to_bytes(4, "little")
+
+
+def stir421x_patch_file(bcd_device: int, payload: bytes = b"irsock synthetic STIr421x test patch") -> bytes:
+    """A synthetic ``4210XXXX.sb`` for tests and benchmarks, in the layout Linux's irda-usb parsed: a text header
+    ``Product Version: MMM.mmm.bbb`` (bcdDevice's BCD digits), 0x1A, ``STMP``, then the code image. Never the
+    vendor's file: the image is :func:`stir421x_patch_image` of ``payload``."""
+    major, minor, build = bcd_device >> 12, bcd_device >> 8 & 0xF, (bcd_device >> 4 & 0xF) * 10 + (bcd_device & 0xF)
+    header = f"Product Version: {major:03d}.{minor:03d}.{build:03d}\r\nirsock synthetic test patch\r\n".encode()
+    return header + b"\x1aSTMP" + stir421x_patch_image(payload)
+
+
+class Stir421xChip(BridgeChip):
+    """SigmaTel STIr4210 (and 4220, 4116): a Bridge class chip that is deaf and dark until its firmware patch.
+
+    Before the patch it answers the class descriptor (SIR speeds) and the vendor request 0x02 that starts a
+    download, and nothing else works: bulk OUT transfers are taken as patch code after that request and ignored
+    before it; no light, nothing on bulk IN. The download is taken when it is a whole :func:`stir421x_patch_image`
+    (length, payload, CRC-32: the model's stand-in for SigmaTel's format); anything else (the file with its text
+    header, a cut download) leaves the chip unusable. Patched, its descriptor lists the FIR speeds and it takes
+    the 3-byte header (speed/XBOF byte with both nibbles set together, pad flag, turnaround code), keeping the
+    turnaround the code asks for itself: counted from the end of the last light it heard, as idle line before
+    the frame."""
+
+    name = "stir421x"
+    driver = "irda-usb"
+    vid, pid = 0x066F, 0x4210
+    bcd_device = 0x1001
+    endpoints = ((0x81, 2, 64), (0x02, 2, 64), (0x83, 3, 1))
+    HEADER = 3
+    MTT_US = (0, 10, 50, 100, 500, 1000, 5000, 10000)
+    FIR_SPEEDS = BridgeChip.SIR_SPEEDS + (576000, 1152000, 4000000)
+
+    def __init__(self, medium: Medium, name: str, speeds: tuple[int, ...] | None = None) -> None:
+        super().__init__(medium, name, speeds=BridgeChip.SIR_SPEEDS)
+        self.patched_speeds = self.FIR_SPEEDS if speeds is None else tuple(speeds)
+        self.patched = False
+        self.loading = False
+        self.download = bytearray()
+        self.heard_end = float("-inf")  # medium time when the last light the chip heard ended
+
+    def control(self, request_type: int, request: int, value: int, index: int, data: bytes, length: int) -> bytes:
+        if request_type == 0x40 and request == 0x02 and not self.patched:  # start of a patch download
+            self.loading, self.download = True, bytearray()
+            return b""
+        return super().control(request_type, request, value, index, data, length)
+
+    def data_out(self, endpoint: int, data: bytes) -> None:
+        if endpoint != 0x02:
+            raise _stall()
+        if not self.patched:
+            self._load(bytes(data))
+            return
+        if len(data) < self.HEADER:
+            return
+        header = bytes(data[:self.HEADER])
+        speed_code, xbof_code = header[0] & 0x0F, header[0] >> 4
+        if bool(speed_code) != bool(xbof_code):  # the chip takes speed and XBOFs only together
+            self.log.append(f"header {header.hex()} sets one of speed and XBOFs: ignored")
+            header = b"\x00" + header[1:]
+        frame = bytes(data[self.HEADER:])
+        if header[1] == 1 and frame:
+            frame = frame[:-1]  # the pad byte the host appended
+        if frame and self.speed is not None:
+            self.light.send(self._line(header, frame))
+        self._settings(header[0])
+
+    def _load(self, block: bytes) -> None:
+        if not self.loading:
+            self.log.append(f"{len(block)} bytes before the patch request: ignored (not patched)")
+            return
+        if len(block) > 1023:
+            self.log.append(f"a patch block of {len(block)} bytes (more than 1023): download abandoned")
+            self.loading = False
+            return
+        self.download += block
+        if len(self.download) < 4:
+            return
+        total = 4 + int.from_bytes(self.download[:4], "little") + 4
+        if len(self.download) < total:
+            return
+        image = bytes(self.download[:total])
+        self.loading = False
+        if len(self.download) == total and fir.fcs32(image) == fir.GOOD_RESIDUE:
+            self.patched = True
+            self.speeds = self.patched_speeds
+            self.log.append("patched")
+        else:
+            self.log.append("the downloaded patch is not an image this chip takes: still unpatched")
+
+    def _line(self, header: bytes, frame: bytes) -> bytes:
+        speed = self.speed or 9600
+        if speed <= framing.SIR_MAX:
+            return framing.wrap(frame, speed, self.xbofs)
+        wanted = self.MTT_US[header[2] & 7] / 1e6 - (self.medium.now() - self.heard_end)
+        fill = framing.turnaround_fill(speed, int(wanted * 1e6)) if wanted > 0 else 0
+        return framing.wrap(frame, speed, fill)
+
+    def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
+        if not self.patched and endpoint in (0x81, 0x83):
+            time.sleep(min(timeout, 0.05))  # an unpatched chip has nothing to say
+            return b""
+        return super().data_in(endpoint, size, timeout)
+
+    def _heard(self, data: bytes) -> None:
+        self.heard_end = self.medium.now()
+        if self.patched:
+            super()._heard(data)
+
+
+class _FirDemodulator(fir.Unwrapper):
+    """The STIr4200's FIR receiver: 4PPM frames between the flags, CRC-32 included and not checked (the host does
+    that); frames with chips that are no data symbol are not passed up."""
+
+    def _finish(self, chips: bytes) -> bytes | None:
+        if len(chips) > self._max_chips:
+            return None
+        return fir.decode(chips) or None
+
+
+_FIR_ESCAPED = re.compile(rb"\x7d(.)", re.DOTALL)
 
 
 class Stir4200Chip(ChipModel):
-    """SigmaTel STIr4200: registers by vendor requests, host-framed bytes in ``55 AA len`` blocks, raw bytes in."""
+    """SigmaTel STIr4200: registers by vendor requests, host-framed bytes in ``55 AA len`` blocks, raw bytes in.
+
+    At FIR the chip modulates what the host framed, byte by byte: each 0x7F out of a frame is one preamble unit
+    (16 chips), a pair of 0x7E is a start flag (then a stop flag), 0x7D escapes the next byte (XOR 0x20), 0x7F in
+    a frame aborts it, every other byte is 4PPM; the CRC-32 is the host's bytes, never checked. So a host that
+    frames wrongly (SIR wrapping at FIR, one 0x7E, a wrong CRC) puts nothing on the line that a receiver takes.
+    Received frames go up in the same byte form (``7E 7E``, escaped frame and CRC, ``7E 7E``; the preamble is not
+    passed up: a modelling guess consistent with how Linux parsed them)."""
 
     name = "stir4200"
     vid, pid = 0x066F, 0x4200
     interface_class = (0xFF, 0x00, 0x00)
     endpoints = ((0x01, 2, 64), (0x82, 2, 64))
     PDCLK = {0xDF: 2400, 0x77: 9600, 0x3B: 19200, 0x1D: 38400, 0x13: 57600, 0x09: 115200, 0x02: 4000000}
+    PREAMBLE_UNIT = fir.PREAMBLE[:2]
+    OUT, HALF_START, IN, HALF_STOP = range(4)
 
     def __init__(self, medium: Medium, name: str) -> None:
         super().__init__(medium, name)
         self.regs = bytearray(16)
         self.regs[3] = 0x01  # CTRL1: the modulator comes up in reset
         self.rx = bytearray()
+        self.tx_state = self.OUT
+        self.demodulator: _FirDemodulator | None = None
 
     def _speed(self) -> int | None:
         """The IR speed the registers select, or None while the chip cannot send or receive."""
@@ -265,15 +442,16 @@ class Stir4200Chip(ChipModel):
 
     def _apply(self) -> None:
         speed = self._speed()
-        if speed == 4000000:
-            speed = None  # FIR light waits for the medium's FIR support in this model
         if speed != self.light.speed:
             self.light.set_speed(speed)
+            with self.lock:
+                self.tx_state = self.OUT
+                self.demodulator = _FirDemodulator() if speed == 4000000 else None
 
     def _fifo(self) -> bytes:
         speed = self.light.speed
         left = max(0.0, self.light.tx_busy_until - self.medium.now()) if speed else 0.0
-        count = min(int(left * speed / 10), 4095) if speed else 0
+        count = min(int(left * framing.data_rate(speed)), 4095) if speed else 0  # host bytes still to send
         status = 0x10 | (0x04 if count == 0 else 0)
         return bytes((status, count & 0xFF, count >> 8))
 
@@ -300,8 +478,58 @@ class Stir4200Chip(ChipModel):
                 return  # the chip drops a block without its header
             length = int.from_bytes(data[2:4], "little")
             block, data = data[4:4 + length], data[4 + length:]
-            if self.light.speed:
+            if self.light.speed == 4000000:
+                self.light.send(self._modulate(block))
+            elif self.light.speed:
                 self.light.send(block)
+
+    @staticmethod
+    def _data_chips(stuffed: bytes) -> bytes:
+        """4PPM of frame bytes as the host escaped them (an escape at the very end is dropped)."""
+        raw = _FIR_ESCAPED.sub(lambda m: bytes((m.group(1)[0] ^ 0x20,)), stuffed) if b"\x7d" in stuffed else stuffed
+        return fir.encode(raw.rstrip(b"\x7d") if raw.endswith(b"\x7d") else raw)
+
+    def _modulate(self, block: bytes) -> bytes:
+        """The line chips the modulator makes of host bytes at FIR (see the class docstring)."""
+        out = bytearray()
+        pos, end = 0, len(block)
+        while pos < end:
+            state = self.tx_state
+            if state == self.OUT:
+                start = block.find(b"\x7e", pos)
+                segment = block[pos:end if start < 0 else start]
+                # a preamble unit for each 0x7F, 4PPM for whatever else the host sent out of a frame
+                out += self.PREAMBLE_UNIT.join(fir.encode(run) for run in segment.split(b"\x7f"))
+                if start < 0:
+                    break
+                out += fir.START_FLAG[:2]
+                self.tx_state, pos = self.HALF_START, start + 1
+            elif state == self.HALF_START:
+                if block[pos] == 0x7E:
+                    out += fir.START_FLAG[2:]
+                    self.tx_state, pos = self.IN, pos + 1
+                else:
+                    self.tx_state = self.OUT  # half a flag: nothing a receiver locks on
+            elif state == self.IN:
+                stop = block.find(b"\x7e", pos)
+                segment = block[pos:end if stop < 0 else stop]
+                abort = segment.find(b"\x7f")
+                if abort >= 0:
+                    out += self._data_chips(segment[:abort]) + b"\x00\x00"  # empty symbols: an abort
+                    self.tx_state, pos = self.OUT, pos + abort + 1
+                    continue
+                out += self._data_chips(segment)
+                if stop < 0:
+                    break
+                out += fir.STOP_FLAG[:2]
+                self.tx_state, pos = self.HALF_STOP, stop + 1
+            else:
+                if block[pos] == 0x7E:
+                    out += fir.STOP_FLAG[2:]
+                    self.tx_state, pos = self.OUT, pos + 1
+                else:
+                    self.tx_state = self.IN  # half a stop flag inside the frame: the receiver sees illegal chips
+        return bytes(out)
 
     def data_in(self, endpoint: int, size: int, timeout: float) -> bytes:
         if endpoint != 0x82:
@@ -309,7 +537,13 @@ class Stir4200Chip(ChipModel):
         return super().data_in(endpoint, size, timeout)
 
     def _heard(self, data: bytes) -> None:
-        self.queue_in(data)
+        demodulator = self.demodulator
+        if demodulator is None:
+            self.queue_in(data)
+            return
+        for raw in demodulator.feed(data):
+            stuffed = raw.replace(b"\x7d", b"\x7d\x5d").replace(b"\x7e", b"\x7d\x5e").replace(b"\x7f", b"\x7d\x5f")
+            self.queue_in(b"\x7e\x7e" + stuffed + b"\x7e\x7e")
 
 
 class Ks959Chip(ChipModel):
@@ -574,9 +808,9 @@ class KingsunSirChip(ChipModel):
             self.rx += data
 
 
-CHIPS: dict[str, type[ChipModel]] = {cls.name: cls for cls in (BridgeChip, Stir4200Chip, Ks959Chip, Mcs7780Chip,
-                                                                 KsDazzleChip, KingsunSirChip)}
-BY_ID: dict[tuple[int, int], type[ChipModel]] = {(cls.vid, cls.pid): cls for cls in CHIPS.values()}
+CHIPS: dict[str, type[ChipModel]] = {cls.name: cls for cls in (BridgeChip, FirBridgeChip, Stir421xChip, Stir4200Chip,
+                                                                 Ks959Chip, Mcs7780Chip, KsDazzleChip, KingsunSirChip)}
+BY_ID: dict[tuple[int, int], type[ChipModel]] = {(cls.vid, cls.pid): cls for cls in CHIPS.values() if cls.by_id}
 
 
 # --- the bus --------------------------------------------------------------------------------------------------
@@ -735,6 +969,7 @@ def backend_for_url(parsed: Any) -> EmulatedBus:
     from irlap.port import PortError
 
     options = dict(parsed.options)
+    options.pop("firmware", None)  # the driver's (where a chip's firmware patch is): not the emulator's
     name = options.pop("irsim") or "default"
     chip = options.pop("chip", None)
     cls = CHIPS.get(chip) if chip else BY_ID.get((parsed.vid, parsed.pid)) if parsed.vid is not None else None
@@ -754,7 +989,7 @@ def backend_for_url(parsed: Any) -> EmulatedBus:
         raise PortError(f"cannot open {parsed.url}: {exc}") from None
     if options:
         raise PortError(f"cannot open {parsed.url}: unknown option {next(iter(options))!r} (irsim, chip, devices, "
-                        "ber, seed, pace, nickname)")
+                        "ber, seed, pace, nickname, firmware)")
     medium, created = get_medium(name, medium_options)
     if created and count:
         from irlap.emulator.virtual import spawn_devices

@@ -38,6 +38,9 @@ KNOWN_IDS: dict[tuple[int, int], tuple[str, str]] = {
     (0x050F, 0x0180): ("irda-usb", "KC Technology KC-180 (USB IrDA Bridge class)"),
     (0x08E9, 0x0100): ("irda-usb", "Extended Systems XTNDAccess ESI-9685 (USB IrDA Bridge class)"),
     (0x066F, 0x4200): ("stir4200", "SigmaTel STIr4200"),
+    (0x066F, 0x4210): ("irda-usb", "SigmaTel STIr4210 (USB IrDA Bridge class; needs its firmware patch 4210XXXX.sb)"),
+    (0x066F, 0x4220): ("irda-usb", "SigmaTel STIr4220 (USB IrDA Bridge class; needs its firmware patch 4210XXXX.sb)"),
+    (0x066F, 0x4116): ("irda-usb", "SigmaTel STIr4116 (USB IrDA Bridge class; needs its firmware patch 4210XXXX.sb)"),
     (0x07D0, 0x4959): ("ks959", "Kingsun KS-959 (MA-620)"),
     (0x9710, 0x7780): ("mcs7780", "MosChip MCS7780"),
     (0x07D0, 0x4100): ("ksdazzle", "Kingsun Dazzle (MA-660)"),
@@ -219,6 +222,11 @@ class UsbPort:
         self.vid = device.idVendor
         self.pid = device.idProduct
         self.closed = False
+
+    @property
+    def bcd_device(self) -> int:
+        """The device's release number (bcdDevice): it names the STIr421x firmware patch."""
+        return int(self.device.bcdDevice)
 
     @property
     def interface_classes(self) -> list[tuple[int, int]]:

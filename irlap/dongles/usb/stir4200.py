@@ -17,19 +17,28 @@ Behaviour from the removed Linux stir4200 driver (read for behaviour only) and S
 * the chip needs polling to receive and does not keep the turnaround: the XBOFs the station puts before its
   first frame (at <= 115200) keep it, as on a serial dongle.
 
-FIR (4 Mbit/s, host-built frames with CRC-32) waits for the MIR/FIR codecs of the medium; this driver offers
-the SIR speeds 2400-115200.
+FIR (4 Mbit/s): the host builds the frame and the chip only does the 4PPM modulation. MODE = NRESET | FASTRX |
+FIR | FFRSTEN and PDCLK 0x02. The ``55 AA len`` block holds 16 bytes 0x7F (the chip sends a preamble for each),
+two 0x7E (start flag), the frame and its CRC-32 (IEEE 802, little-endian) with 0x7D, 0x7E and 0x7F escaped as
+0x7D and the byte XOR 0x20, then two 0x7E (stop flag). What the receiver decoded comes back by polling bulk IN in
+the same byte form (0x7E delimited, escaped, CRC-32 included): the host finds the frames, removes the escapes and
+checks the CRC-32; bad frames are dropped and counted in :attr:`Stir4200.stats`. At FIR there is no fill to keep
+the peer's minimum turnaround, so before the first frame of a turn the driver waits the fill time counted from
+when the last bulk IN transfer with data completed (as Linux's driver did from its last receive time).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
+from irlap import framing
 from irlap.dongles import DongleError
 from irlap.dongles.framed import FrameDongle, Received
 from irlap.dongles.usb import UsbPort, UsbStall
-from irlap.sir import Unwrapper, wrap
+from irlap.fir import GOOD_RESIDUE, fcs32
+from irlap.sir import DEFAULT_MAX_FRAME, Unwrapper, UnwrapStats, wrap
 
 REQ_WRITE_REG = 0x00
 REQ_READ_REG = 0x01
@@ -47,6 +56,97 @@ PDCLK: dict[int, int] = {2400: 0xDF, 9600: 0x77, 19200: 0x3B, 38400: 0x1D, 57600
                          4000000: 0x02}
 FIFO_SIZE = 4096
 EP_OUT, EP_IN = 0x01, 0x82
+FIR_XBOF, FIR_EOF, FIR_CE = 0x7F, 0x7E, 0x7D  # preamble byte, start/stop flag, escape (XOR 0x20 follows)
+FIR_PREAMBLE_BYTES = 16
+_ESCAPED = re.compile(rb"\x7d(.)", re.DOTALL)
+
+
+def fir_stuff(data: bytes) -> bytes:
+    """``data`` with 0x7D, 0x7E and 0x7F escaped (0x7D first, so the inserted escapes are not escaped again)."""
+    return bytes(data).replace(b"\x7d", b"\x7d\x5d").replace(b"\x7e", b"\x7d\x5e").replace(b"\x7f", b"\x7d\x5f")
+
+
+def fir_unstuff(data: bytes) -> bytes:
+    """Undo :func:`fir_stuff` (the caller has checked that no escape ends the data)."""
+    return _ESCAPED.sub(lambda m: bytes((m.group(1)[0] ^ 0x20,)), bytes(data)) if b"\x7d" in data else bytes(data)
+
+
+def fir_block(frame: bytes) -> bytes:
+    """The bytes the STIr4200 takes for one FIR frame (without the ``55 AA len`` header)."""
+    frame = bytes(frame)
+    body = fir_stuff(frame + fcs32(frame).to_bytes(4, "little"))
+    return bytes((FIR_XBOF,)) * FIR_PREAMBLE_BYTES + b"\x7e\x7e" + body + b"\x7e\x7e"
+
+
+class FirUnwrapper:
+    """The host's FIR receive path: frames in the 0x7E-delimited, escaped bytes the chip hands up.
+
+    As Linux's driver parsed them: bytes before a 0x7E are skipped, repeated 0x7E are one flag, a 0x7F inside a
+    frame or an escape followed by 0x7E aborts it, the next 0x7E ends it; a frame must carry a good CRC-32.
+    ``feed`` scans with ``bytes.find`` (the byte loop of C costs too much in Python at 4 Mbit/s).
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.stats = UnwrapStats()
+        self.max_bytes = 2 * (max_frame + 4)  # escaped: at most twice the frame and its CRC
+        self._partial = b""
+        self._in_frame = False
+
+    def reset(self) -> None:
+        self._partial = b""
+        self._in_frame = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        frames: list[bytes] = []
+        buf = self._partial + bytes(data)
+        self._partial = b""
+        pos, end = 0, len(buf)
+        while pos < end:
+            if not self._in_frame:
+                start = buf.find(b"\x7e", pos)
+                if start < 0:
+                    self.stats.garbage_bytes += end - pos
+                    return frames
+                self.stats.garbage_bytes += start - pos
+                self._in_frame = True
+                pos = start + 1
+            while pos < end and buf[pos] == FIR_EOF:  # more start flags
+                pos += 1
+            if pos >= end:
+                return frames
+            stop = buf.find(b"\x7e", pos)
+            if stop < 0:
+                if end - pos > self.max_bytes:
+                    self.stats.oversize += 1
+                    self._in_frame = False
+                    return frames
+                self._partial = buf[pos:]
+                return frames
+            body, pos = buf[pos:stop], stop + 1
+            self._in_frame = False
+            frame = self._finish(body)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _finish(self, body: bytes) -> bytes | None:
+        if not body.strip(b"\x7f"):
+            return None  # preamble between a stop flag and the next start flag
+        if b"\x7f" in body or body.endswith(b"\x7d"):  # a preamble byte inside, or an escape before the flag
+            self.stats.aborted += 1
+            return None
+        if len(body) > self.max_bytes:
+            self.stats.oversize += 1
+            return None
+        raw = fir_unstuff(body)
+        if len(raw) < 6:
+            self.stats.runts += 1
+            return None
+        if fcs32(raw) != GOOD_RESIDUE:
+            self.stats.bad_fcs += 1
+            return None
+        self.stats.good += 1
+        return raw[:-4]
 
 
 class Stir4200(FrameDongle):
@@ -54,14 +154,22 @@ class Stir4200(FrameDongle):
 
     name = "stir4200"
     description = "SigmaTel STIr4200 (USB)"
-    speeds = (2400, 9600, 19200, 38400, 57600, 115200)
-    min_turnaround_us = 1000  # Linux offered 1 ms or more for this chip
+    speeds = (2400, 9600, 19200, 38400, 57600, 115200, 4000000)
+    min_turnaround_us = 1000  # Linux offered 1 ms or more for this chip (qos_mtt_bits 0x07)
     tx_power = 0  # 0 = highest ... 3 = lowest
     rx_sensitivity = 1  # 0 = most sensitive
 
     def __init__(self, port: UsbPort, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(port, sleep)
         self.unwrapper = Unwrapper()
+        self.fir_unwrapper = FirUnwrapper()
+        self.clock: Callable[[], float] = time.monotonic
+        self.heard_at = float("-inf")  # self.clock() when the last bulk IN transfer with data completed
+
+    @property
+    def stats(self) -> UnwrapStats:
+        """What the FIR receive path dropped and passed (SIR frames are counted by the SIR unwrapper)."""
+        return self.fir_unwrapper.stats
 
     def write_reg(self, register: int, value: int) -> None:
         try:
@@ -96,7 +204,7 @@ class Stir4200(FrameDongle):
                 self.write_reg(REG_FIFOCTL, 0)
                 return
             previous = count
-            self.sleep(max(count * 10 / (self.speed or 9600), 0.0005))
+            self.sleep(max(count / framing.data_rate(self.speed or 9600), 0.0005))
 
     def set_speed(self, baud: int) -> None:
         self.check_speed(baud)
@@ -114,10 +222,19 @@ class Stir4200(FrameDongle):
         self.write_reg(REG_CTRL1, power)
         self.write_reg(REG_CTRL2, (self.rx_sensitivity & 7) << 5)
         self.unwrapper.reset()
+        self.fir_unwrapper.reset()
         self.speed = baud
 
     def send_frame(self, frame: bytes, xbofs: int) -> None:
-        wire = wrap(frame, xbofs)
+        speed = self.speed or 9600
+        if speed in framing.FIR_SPEEDS:
+            if xbofs:  # no fill at FIR: keep the turnaround, counted from the end of what we heard last
+                wait = self.heard_at + framing.fill_seconds(speed, xbofs) - self.clock()
+                if wait > 0:
+                    self.sleep(wait)
+            wire = fir_block(frame)
+        else:
+            wire = wrap(frame, xbofs)
         if len(wire) + 4 > FIFO_SIZE:
             raise DongleError(f"a {len(frame)}-byte frame does not fit the STIr4200's {FIFO_SIZE}-byte FIFO")
         self.port.bulk_write(EP_OUT, b"\x55\xaa" + len(wire).to_bytes(2, "little") + wire)
@@ -126,6 +243,9 @@ class Stir4200(FrameDongle):
         data = self.port.bulk_read(EP_IN, FIFO_SIZE, int(timeout * 1000))
         if not data:
             return Received()
+        if (self.speed or 9600) in framing.FIR_SPEEDS:
+            self.heard_at = self.clock()  # read by send_frame on the engine thread (one float: no lock needed)
+            return Received(frames=self.fir_unwrapper.feed(data), busy=True)
         return Received(frames=self.unwrapper.feed(data), busy=True)
 
     def close(self) -> None:
