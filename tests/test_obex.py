@@ -301,6 +301,44 @@ def test_small_peer_packets_split_the_push(inbox, monkeypatch):
     assert (inbox / "split.bin").read_bytes() == data
 
 
+class RecordingSocket:
+    """A socket that keeps what the client sent, to see its packets."""
+
+    def __init__(self, sock) -> None:
+        self.sock, self.sent = sock, bytearray()
+
+    def sendall(self, data) -> None:
+        self.sent += data
+        self.sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def packet_lengths(stream: bytes) -> list[int]:
+    lengths, at = [], 0
+    while at < len(stream):
+        length = int.from_bytes(stream[at + 1:at + 3], "big")
+        lengths.append(length)
+        at += length
+    return lengths
+
+
+@pytest.mark.parametrize("unit", [2045, 253])
+def test_put_packets_are_whole_transport_units(inbox, unit):
+    """65535-byte packets over 2045-byte TinyTP PDUs ended in a 95-byte frame that took a turn of its own."""
+    session = Session(inbox)
+    recording = RecordingSocket(session.sock)
+    data = os.urandom(300_000)
+    with ObexClient(recording, unit=unit) as client:
+        assert client.peer_mtu == 0xFFFF
+        client.put_bytes("big.bin", data, progress=lambda _sent, _total: None)
+    session.finish()
+    assert (inbox / "big.bin").read_bytes() == data
+    puts = packet_lengths(bytes(recording.sent))[1:-2]  # after CONNECT; before the final PUT and DISCONNECT
+    assert len(puts) >= 3 and all(length == 0xFFFF - 0xFFFF % unit for length in puts), puts
+
+
 def test_declared_size_over_the_limit_is_refused_with_entity_too_large(inbox):
     session = Session(inbox, max_size=1000)
     with ObexClient(session.sock) as client:
