@@ -54,11 +54,14 @@ def attach(port: str, **options):
     add to the station's hint bits, and the port options (``dongle``, ``trace``, ``qos``...) are the daemon's.
     The options otherwise are those of :func:`irsock.net.attach`.
     """
-    from irsock.daemon.client import attach_daemon
+    from irsock.daemon import default_socket_path
 
-    iface = attach_daemon(port, nickname=options.get("nickname"), hints=options.get("hints"))
-    if iface is not None:
-        return iface
+    if port.startswith("unix:") or default_socket_path(port).exists():  # the client only then (3 ms of imports)
+        from irsock.daemon.client import attach_daemon
+
+        iface = attach_daemon(port, nickname=options.get("nickname"), hints=options.get("hints"))
+        if iface is not None:
+            return iface
     return _attach_here(port, **options)
 
 
