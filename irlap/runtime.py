@@ -378,6 +378,7 @@ class LinkRuntime:
                 if pending > 0:
                     time.sleep(pending)  # the chip sends what it holds at the old speed; its line time, then switch
                 self.frames.set_speed(action.baud)
+                self.station.turnaround_from_rx = self.frames.turnaround_from_rx
                 if self.trace is not None:
                     self.trace.write_log(f"speed {action.baud} bit/s", time=time.time())
             elif isinstance(action, Transmit):

@@ -293,6 +293,10 @@ class Station:
         if max_logged_devices < 1:
             raise IrLAPError("the discovery log must hold at least one device")
         self.max_logged_devices = max_logged_devices
+        #: the port keeps the peer's minimum turnaround counted from the end of the frame it heard (a USB chip
+        #: that cannot send fill waits that long itself): an answer may then wait for the layers above for part
+        #: of that time at no cost to the line (see :meth:`_answer_grace`)
+        self.turnaround_from_rx = False
         self.stats = StationStats()
 
         self.state = State.NDM
@@ -333,6 +337,7 @@ class Station:
         self._retries = 0
         self._degraded_sent = False
         self._received_this_turn = False
+        self._answer_waited = False  # this turn's bare answer already waited its grace
         self._idle_polls = 0  # idle P-timer waits in a row: the next one is twice as long
         self._close_requested = False
         self._frmr: F.FRMR | None = None
@@ -427,6 +432,7 @@ class Station:
         action = Transmit(F.build(frame), xbofs, self.baud)
         self._output.append(action)
         self.stats.frames_sent += 1
+        self._answer_waited = False  # we spoke: the next turn has its grace again
         start = max(now, self._tx_free)
         self._tx_free = start + action.line_seconds
         return self._tx_free
@@ -556,9 +562,25 @@ class Station:
 
     def _wake_primary(self, now: float) -> None:
         """An idle primary takes its turn at once; through a timer due now, so that several requests
-        made at the same instant go out in one window."""
+        made at the same instant go out in one window. A turn waiting its answer grace is taken at once too
+        (primary or secondary)."""
         if self.state == State.NRM_PRIMARY and self._token and "p" in self._timers:
             self._start("p", min(self._timers["p"], now))
+        if self._answer_waited and "turn" in self._timers:
+            self._start("turn", min(self._timers["turn"], now))
+
+    def _answer_grace(self) -> float:
+        """Seconds a turn with nothing to send may wait for data from the layers above before it answers bare.
+
+        Where the port counts the peer's minimum turnaround from the end of the frame it heard
+        (:attr:`turnaround_from_rx`), the line must stay idle that long anyway: at 4 Mbit/s between two MCS7780s
+        (1 ms) the primary polled with an RR just before the OBEX client's next packet was queued, and the
+        secondary answered a window with an RR just before the OBEX server's response was: two turn pairs
+        (~3 ms each) per 64 kB packet. Half of it, since part of the turnaround went by before the frame reached
+        us. Elsewhere (fill on the line, XBOFs) waiting would add to the turnaround: no grace."""
+        if not self.turnaround_from_rx or self.params is None or self._answer_waited:
+            return 0.0
+        return self.params.tx_min_turnaround_us / 2e6
 
     def set_local_busy(self, busy: bool, now: float) -> None:
         """The layer above cannot take more data (RNR) or can again (RR)."""
@@ -1046,6 +1068,10 @@ class Station:
             self._token = False
             self._start("f", end + self._f_timeout())
             return
+        if self._received_this_turn and not idle_poll and (grace := self._answer_grace()) > 0:
+            self._answer_waited = True
+            self._start("turn", now + grace)
+            return
         if self._received_this_turn or idle_poll:
             self._send_supervisory(now, poll=True)
             return
@@ -1195,4 +1221,8 @@ class Station:
         if self._unacked and not self._resend:
             # the primary polled again without acknowledging everything: resend from its N(R)
             self._go_back()
+        if not ((self._queue or self._resend) and not self._remote_busy) and (grace := self._answer_grace()) > 0:
+            self._answer_waited = True
+            self._start("turn", now + grace)
+            return
         self._send_window(now, final=True)

@@ -425,6 +425,55 @@ def test_window_of_i_frames_with_poll_on_the_last():
     assert third.ns == 2 and third.info == b"c" and third.poll_final
 
 
+@pytest.mark.parametrize("grace", [False, True])
+def test_an_answer_waits_for_data_while_the_port_keeps_the_turnaround_anyway(grace):
+    """A port that keeps the peer's minimum turnaround from the end of the frame heard (an MCS7780 at FIR) leaves
+    the line idle that long whatever we do: an answer with nothing to send waits for part of it, and data the
+    layers above queue meanwhile goes out in this turn instead of after an RR and another turn pair (two per
+    64 kB OBEX packet at 4 Mbit/s). Elsewhere an answer goes at once."""
+    p, s, now = connect_pair()
+    assert p.params.tx_min_turnaround_us == 1000 and s.params.tx_min_turnaround_us == 1000
+    p.turnaround_from_rx = s.turnaround_from_rx = grace
+    # the secondary, polled with nothing to say
+    s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)
+    early = frames_out(s)
+    if grace:
+        assert early == [] and s.next_deadline() == pytest.approx(now + 0.0005)
+        s.send(b"reply", now=now + 0.0002)  # the layers above answer within the grace: at once, in this turn
+        s.handle_timer(now + 0.0002)
+        [answer] = frames_out(s)
+        assert isinstance(answer, F.IFrame) and answer.info == b"reply" and answer.poll_final
+    else:
+        [answer] = early
+        assert isinstance(answer, F.RR) and answer.poll_final
+        s.send(b"reply", now=now + 0.0002)  # too late for this turn
+        now += 0.001
+        p.receive(answer.to_bytes(), now=now)
+        assert frames_out(p) == []  # nothing in the answer: the primary idles (FAST_POLL), then polls
+        p.handle_timer(p.next_deadline())
+        [poll] = frames_out(p)
+        s.receive(poll.to_bytes(), now=now + 0.003)
+        [answer] = frames_out(s)
+        assert isinstance(answer, F.IFrame) and answer.info == b"reply"
+    # the primary, after data, with nothing to send
+    now += 0.005
+    p.receive(answer.to_bytes(), now=now)
+    if grace:
+        assert frames_out(p) == []  # it waits
+        p.send(b"next", now=now + 0.0003)
+        p.handle_timer(now + 0.0003)
+        [sent] = frames_out(p)
+        assert isinstance(sent, F.IFrame) and sent.info == b"next" and sent.poll_final
+        s.receive(sent.to_bytes(), now=now + 0.002)
+        assert frames_out(s) == []
+        s.handle_timer(now + 0.002 + 0.0005)  # nothing came: a bare answer at the end of the grace
+        [ack] = frames_out(s)
+        assert isinstance(ack, F.RR) and ack.nr == 1 and ack.poll_final
+    else:
+        [poll] = frames_out(p)
+        assert isinstance(poll, F.RR) and poll.poll_final
+
+
 def test_idle_primary_polls_quickly_then_backs_off_to_its_max_turnaround():
     p, s, now = connect_pair()
     s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)  # the first poll, answered: A holds the token

@@ -40,6 +40,13 @@ class FrameDongle(Dongle):
     #: USB vendor:product ids this driver is chosen for by default (``usb:`` URLs, ``irda dongles --scan``)
     usb_ids: ClassVar[tuple[tuple[int, int], ...]] = ()
 
+    @property
+    def turnaround_from_rx(self) -> bool:
+        """At the current speed, does the driver keep the peer's minimum turnaround counted from the end of the
+        last frame heard (waiting itself, for a chip without fill) rather than as fill in front of the frame?
+        Then the station may use part of that time to wait for data (``Station.turnaround_from_rx``)."""
+        return False
+
     def open(self) -> None:
         """Bring the chip up at 9600 bit/s."""
         self.set_speed(9600)

@@ -154,6 +154,10 @@ class Mcs7780(FrameDongle):
         self.unwrapper.reset()
         self.speed = baud
 
+    @property
+    def turnaround_from_rx(self) -> bool:
+        return framing.kind(self.speed or 9600) != "sir"  # MIR/FIR: the wait below; SIR: XBOFs
+
     def send_frame(self, frame: bytes, xbofs: int) -> None:
         speed = self.speed or 9600
         kind = framing.kind(speed)
