@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import serial
 
@@ -30,11 +30,13 @@ from irlap import framing
 from irlap.dongles import Dongle, DongleError, get_dongle
 from irlap.dongles.framed import FrameDongle, Received
 from irlap.errors import IrLAPError
-from irlap.pcap import PcapWriter
 from irlap.port import PortError, flush_input, open_port
 from irlap.qos import MIN_TURNAROUND_US, QosParams
 from irlap.sir import Unwrapper
 from irlap.station import Event, SetSpeed, Station, Transmit
+
+if TYPE_CHECKING:  # a trace writer is made by the caller: irlap.pcap is imported for a trace only
+    from irlap.pcap import PcapWriter
 
 READ_MAX = 65536  # bytes the reader thread hands over at once (a 2 KB FIR frame is 4148 line bytes)
 

@@ -13,10 +13,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from irlap.errors import IrLAPError
-from irlap.pcap import PcapWriter
 from irlap.qos import QosParams
 from irlap.runtime import LinkRuntime, PortFailed
 from irlap.station import Discovered, DiscoveredDevice, DiscoveryIndication, TestResult
@@ -32,6 +31,9 @@ from irsock.lmp.stack import (
 from irsock.net.errors import IrSockNetDown
 from irsock.stack import full_stack
 from irsock.ttp import TtpConnected, TtpDisconnected, TtpReadable, TtpWritable
+
+if TYPE_CHECKING:  # a trace writer is made by the caller: irlap.pcap is imported for a trace only
+    from irlap.pcap import PcapWriter
 
 KEPT_DEVICES = 64  # devices remembered as seen (as the station's discovery log): the oldest is forgotten first
 KEPT_IAS_RESULTS = 16  # IAS answers not yet taken by the socket that asked
