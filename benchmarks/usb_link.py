@@ -11,7 +11,9 @@ plain serial model for the reference), the receiver (the plain serial model on t
 is the fastest speed the two may agree on (above 115200 only with ``--pair`` and a chip that has it: the
 serial model is SIR-only); ``--runs`` repeats each case and adds the median efficiency.
 The issue's targets: efficiency >= 0.95 over a USB SIR chip, as over the serial models; at FIR, two emulated
-MCS7780s (``--pair --chip mcs7780 --max-baud 4000000``), see docs/performance.md for the figure.
+chips of each FIR-capable kind (``--pair --max-baud 4000000 --chip mcs7780 --chip stir4200 --chip irda-usb-fir
+--chip stir421x``), see docs/performance.md for the figures. The emulated STIr421x gets a synthetic firmware
+patch written to a temporary directory (never SigmaTel's file), named in its URL (``firmware=``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import uuid
+from pathlib import Path
 
-from irlap.emulator.usb import CHIPS
+from irlap.dongles.usb.bridge import stir421x_firmware_name
+from irlap.emulator.usb import CHIPS, Stir421xChip, stir421x_patch_file
 from irsock.apps.bench import bench_link
+
+
+def chip_url(chip: str, medium: str, firmware: Path) -> str:
+    """A usb: URL that plugs a new emulated ``chip`` into ``medium``: by its id, or by name for a model that shares
+    its id (the FIR bridge); the STIr421x is told where its (synthetic) patch is."""
+    cls = CHIPS[chip]
+    where = f"usb:{cls.vid:04x}:{cls.pid:04x}?irsim={medium}" if cls.by_id else f"usb:?chip={chip}&irsim={medium}"
+    return where + (f"&firmware={firmware}" if cls is Stir421xChip else "")
 
 
 def main() -> None:
@@ -36,6 +49,9 @@ def main() -> None:
     if args.max_baud > 115200 and not args.pair:
         parser.error("--max-baud above 115200 needs --pair (the serial reference model is SIR-only)")
     chips = args.chip or sorted(CHIPS)
+    firmware = Path(tempfile.mkdtemp(prefix="irsock-bench-fw-"))
+    (firmware / stir421x_firmware_name(Stir421xChip.bcd_device)).write_bytes(
+        stir421x_patch_file(Stir421xChip.bcd_device))
     cases = [(name, name) for name in chips]
     if not args.pair:
         cases.insert(0, ("serial plain (reference)", None))
@@ -46,8 +62,7 @@ def main() -> None:
             if chip is None:
                 port_a = f"irsim://{medium}"
             else:
-                cls = CHIPS[chip]
-                port_a = f"usb:{cls.vid:04x}:{cls.pid:04x}?irsim={medium}"
+                port_a = chip_url(chip, medium, firmware)
             port_b = port_a if args.pair else f"irsim://{medium}"  # with --pair: a second chip plugged in
             report = bench_link(port_a, port_b, nbytes=args.bytes, max_baud=args.max_baud, pings=3)
             efficiencies.append(report.get("efficiency") or 0.0)

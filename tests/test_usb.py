@@ -685,6 +685,16 @@ def test_stir4200_fir_speed_sequence_and_host_framing():
         driver.send_frame(frame, 0)  # a good one after them: it arrives, the three before did not
         wait_until(lambda: len(heard) == 2, "the second good frame arrived")
         assert heard == [frame, frame] and decoder.stats.bad_fcs == 1
+        escapes = b"\xff\x93" + b"\x7e" * 2046  # escaped, longer than the 4 KB FIFO: two blocks, one frame
+        driver.send_frame(escapes, 0)
+        wait_until(lambda: len(heard) == 3, "the long frame arrived")
+        assert heard[-1] == escapes
+        # a frame whose CRC ends in an escaped byte (its last line byte before the flag is an escaped 0x7D)
+        [last_escaped] = [f for f in (b"\xff\x93" + i.to_bytes(2, "big") for i in range(4000))
+                          if fir.fcs32(f) >> 24 == 0x7D][:1]
+        driver.send_frame(last_escaped, 0)
+        wait_until(lambda: len(heard) == 4, "the frame with an escaped last CRC byte arrived")
+        assert heard[-1] == last_escaped
         # the same clock divider with the SIR mode bit is no valid setting: the chip goes dark
         driver.write_reg(1, 0x20 | 0x08 | 0x02)
         assert chip.light.speed is None

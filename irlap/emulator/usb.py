@@ -399,7 +399,7 @@ class _FirDemodulator(fir.Unwrapper):
         return fir.decode(chips) or None
 
 
-_FIR_ESCAPED = re.compile(rb"\x7d(.)", re.DOTALL)
+_FIR_ESCAPED = re.compile(rb"\x7d(.)?", re.DOTALL)  # an escape and its byte; a lone escape at the end
 
 
 class Stir4200Chip(ChipModel):
@@ -485,9 +485,10 @@ class Stir4200Chip(ChipModel):
 
     @staticmethod
     def _data_chips(stuffed: bytes) -> bytes:
-        """4PPM of frame bytes as the host escaped them (an escape at the very end is dropped)."""
-        raw = _FIR_ESCAPED.sub(lambda m: bytes((m.group(1)[0] ^ 0x20,)), stuffed) if b"\x7d" in stuffed else stuffed
-        return fir.encode(raw.rstrip(b"\x7d") if raw.endswith(b"\x7d") else raw)
+        """4PPM of frame bytes as the host escaped them (an escape with no byte after it is dropped)."""
+        if b"\x7d" in stuffed:
+            stuffed = _FIR_ESCAPED.sub(lambda m: bytes((m.group(1)[0] ^ 0x20,)) if m.group(1) else b"", stuffed)
+        return fir.encode(stuffed)
 
     def _modulate(self, block: bytes) -> bytes:
         """The line chips the modulator makes of host bytes at FIR (see the class docstring)."""

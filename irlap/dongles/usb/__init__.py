@@ -15,6 +15,8 @@ is gone is a :class:`~irlap.port.PortError` that says it was unplugged.
     usb:066f:4200?irsim=lab&devices=phone
                          an emulated STIr4200 plugged into the emulated USB bus of the irsim medium "lab"
                          (irlap.emulator.usb): the same driver code, against a model of the chip
+    usb:066f:4210?firmware=/opt/sigmatel
+                         an STIr4210 whose firmware patch is looked for in /opt/sigmatel first (irda-usb)
 
 pyusb is an optional dependency (``pip install 'irsock[usb]'``); nothing here imports it before a ``usb:``
 port is opened or a scan is asked for.

@@ -235,9 +235,28 @@ class Stir4200(FrameDongle):
             wire = fir_block(frame)
         else:
             wire = wrap(frame, xbofs)
-        if len(wire) + 4 > FIFO_SIZE:
-            raise DongleError(f"a {len(frame)}-byte frame does not fit the STIr4200's {FIFO_SIZE}-byte FIFO")
-        self.port.bulk_write(EP_OUT, b"\x55\xaa" + len(wire).to_bytes(2, "little") + wire)
+        # a frame whose escapes make it longer than the FIFO (2 KB of 0x7E at FIR) goes in two blocks, the second
+        # once the FIFO has room: the FIFO is one byte stream to the modulator (Linux wrote past its 4 KB buffer)
+        room = FIFO_SIZE - 4
+        for offset in range(0, len(wire), room):
+            piece = wire[offset:offset + room]
+            if offset:
+                self.fifo_room(len(piece) + 4)
+            self.port.bulk_write(EP_OUT, b"\x55\xaa" + len(piece).to_bytes(2, "little") + piece)
+
+    def fifo_room(self, needed: int) -> None:
+        """Wait until the transmit FIFO has room for ``needed`` bytes."""
+        previous = FIFO_SIZE * 2
+        while True:
+            status, low, high = self.read_regs(REG_FIFOCTL, 3)
+            count = (high & 0x1F) << 8 | low
+            if not status & FIFOCTL_DIR or status & FIFOCTL_EMPTY or FIFO_SIZE - count >= needed:
+                return
+            if count > previous:
+                raise DongleError("the STIr4200's transmit FIFO count went up while it was sending: the chip is "
+                                  "confused; unplug it and plug it in again")
+            previous = count
+            self.sleep(max((needed - (FIFO_SIZE - count)) / framing.data_rate(self.speed or 9600), 0.0005))
 
     def receive(self, timeout: float) -> Received:
         data = self.port.bulk_read(EP_IN, FIFO_SIZE, int(timeout * 1000))
