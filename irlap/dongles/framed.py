@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from irlap import fir, framing
+from irlap import framing
 from irlap.dongles import Dongle
 from irlap.qos import MIN_TURNAROUND_US, QosParams
 
@@ -70,6 +70,8 @@ class FrameDongle(Dongle):
         (:mod:`irlap.framing`: SIR 10 bit times per wrapped byte, MIR its stuffed bits, FIR 1 us per chip byte)."""
         speed = self.speed or 9600
         if framing.kind(speed) == "fir":
+            from irlap import fir  # as irlap.framing: the FIR codec only for a FIR link
+
             nbytes = fir.wire_len(len(frame), xbofs)  # the length alone: no 4PPM encoding per frame sent
         else:
             nbytes = len(framing.wrap(frame, speed, xbofs))
