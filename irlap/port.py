@@ -100,14 +100,6 @@ def set_low_latency(port: serial.SerialBase) -> bool:
         return False
 
 
-def _is_pty(port: serial.SerialBase) -> bool:
-    """Whether ``port`` is a Linux pseudo-terminal (``irda emulate --pty``): the Unix98 PTY majors 136-143."""
-    try:
-        return 136 <= os.major(os.fstat(port.fileno()).st_rdev) <= 143
-    except (AttributeError, OSError, ValueError, serial.SerialException):
-        return False
-
-
 def flush_input(port: serial.SerialBase, baud: int = 9600, settle: float = 0.02, limit: float = 1.0) -> int:
     """Discard the input a port holds from before we opened it; the bytes discarded.
 
@@ -115,9 +107,6 @@ def flush_input(port: serial.SerialBase, baud: int = 9600, settle: float = 0.02,
     the port after a flush. Bytes that arrive faster than the line can carry them are such a backlog, so the
     flush is repeated until, ``settle`` seconds after the last one, no more than the line could have
     carried meanwhile is waiting (live traffic is kept); at most ``limit`` seconds.
-
-    A PTY that holds nothing at the open has no backlog (one is only held back behind a full buffer) and no
-    device FIFO or USB latency timer that delivers old bytes later: it is not watched for ``settle`` seconds.
     """
     discarded = 0
     deadline = time.monotonic() + limit
@@ -127,7 +116,7 @@ def flush_input(port: serial.SerialBase, baud: int = 9600, settle: float = 0.02,
         except (serial.SerialException, OSError, NotImplementedError):
             pass
         port.reset_input_buffer()
-        if time.monotonic() >= deadline or (not discarded and _is_pty(port)):
+        if time.monotonic() >= deadline:
             return discarded
         time.sleep(settle)
         try:
