@@ -473,8 +473,11 @@ def test_receive_paths_never_raise_on_garbage(packets):
 
     cases = [(cls, 9600) for cls in (UsbBridge, Stir4200, Ks959, KsDazzle, KingsunSir)]
     cases += [(Mcs7780, b) for b in (9600, 576000, 4000000)] + [(Stir4200, 4000000), (UsbBridge, 4000000)]
-    for cls, speed in cases:
-        driver = cls(FakeChip(packets))
+    class FakeStir421x(FakeChip):
+        vid, pid = 0x066F, 0x4210  # the bridge driver reads a 3-byte header from it
+
+    for cls, speed in cases + [(FakeStir421x, 9600), (FakeStir421x, 4000000)]:
+        driver = UsbBridge(cls(packets)) if cls is FakeStir421x else cls(FakeChip(packets))
         driver.speed = speed
         for _ in range(len(packets) + 1):
             received = driver.receive(0.001)

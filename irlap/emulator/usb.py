@@ -226,6 +226,7 @@ class BridgeChip(ChipModel):
         return framing.wrap(frame, speed, self.xbofs if speed <= framing.SIR_MAX else 0)
 
     def _settings(self, header: int) -> None:
+        """Apply a header's speed and XBOF nibbles (after the frame it came with, as the spec says)."""
         speed_code, xbof_code = header & 0x0F, header >> 4
         if speed_code:
             wanted = self.SPEED_CODES.get(speed_code)
@@ -347,6 +348,7 @@ class Stir421xChip(BridgeChip):
         self._settings(header[0])
 
     def _load(self, block: bytes) -> None:
+        """One bulk OUT transfer of an unpatched chip: patch code after the 0x02 request, else ignored."""
         if not self.loading:
             self.log.append(f"{len(block)} bytes before the patch request: ignored (not patched)")
             return

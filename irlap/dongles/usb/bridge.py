@@ -207,7 +207,8 @@ class ClassDescriptor:
 
 
 class UsbBridge(FrameDongle):
-    """USB IrDA Bridge class adapters (STIr4116-class and no-name bridges, ACT-IR2000U, KC-180, ESI-9685)."""
+    """USB IrDA Bridge class adapters (no-name bridges, ACT-IR2000U, KC-180, ESI-9685, and SigmaTel's STIr4210,
+    STIr4220 and STIr4116 once their firmware patch is downloaded: see the module docstring)."""
 
     name = "irda-usb"
     description = "USB IrDA Bridge class (irda-usb)"

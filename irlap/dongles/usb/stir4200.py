@@ -93,10 +93,12 @@ class FirUnwrapper:
         self._in_frame = False
 
     def reset(self) -> None:
+        """Forget a partial frame (after a speed change: what follows is another framing); counters are kept."""
         self._partial = b""
         self._in_frame = False
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The good frames (without CRC) that ``data``, one bulk IN transfer, completes."""
         frames: list[bytes] = []
         buf = self._partial + bytes(data)
         self._partial = b""
@@ -130,6 +132,7 @@ class FirUnwrapper:
         return frames
 
     def _finish(self, body: bytes) -> bytes | None:
+        """The frame in one escaped body between flags, or None (counted) when it is broken."""
         if not body.strip(b"\x7f"):
             return None  # preamble between a stop flag and the next start flag
         if b"\x7f" in body or body.endswith(b"\x7d"):  # a preamble byte inside, or an escape before the flag
