@@ -301,6 +301,12 @@ class UsbBridge(FrameDongle):
             self._header_only(SPEED_CODES[baud])
         self.speed = baud
 
+    @property
+    def turnaround_from_rx(self) -> bool:
+        """MIR/FIR on a bridge without the STIr421x header: the wait in :meth:`send_frame`. (The STIr421x keeps
+        the turnaround itself, from a point we do not know; SIR: the chip's XBOFs.)"""
+        return (self.speed or 9600) > framing.SIR_MAX and not self.stir421x
+
     def send_frame(self, frame: bytes, xbofs: int) -> None:
         speed = self.speed or 9600
         turnaround_us = 0.0

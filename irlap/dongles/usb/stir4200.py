@@ -228,6 +228,10 @@ class Stir4200(FrameDongle):
         self.fir_unwrapper.reset()
         self.speed = baud
 
+    @property
+    def turnaround_from_rx(self) -> bool:
+        return (self.speed or 9600) in framing.FIR_SPEEDS  # FIR: the wait below; SIR: XBOFs
+
     def send_frame(self, frame: bytes, xbofs: int) -> None:
         speed = self.speed or 9600
         if speed in framing.FIR_SPEEDS:
