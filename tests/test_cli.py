@@ -322,3 +322,19 @@ def test_sim_discover_and_discover_print_devices_alike(capsys, monkeypatch):
     for device in simulated + real:
         assert set(device) == keys and isinstance(device["address"], int)
         assert device["address_hex"] == f"0x{device['address']:08x}" and isinstance(device["hints"], list)
+
+
+def test_send_imports_only_its_own_command(tmp_path):
+    """irda send builds the parser of its own command group and pushes without importing the other groups, the
+    daemon's client and server, asyncio support, the trace writer or the MIR/FIR codecs: every module imported is
+    start-up time of every push (issue 17). A subprocess, so that nothing imported by other tests counts."""
+    payload = tmp_path / "hi.txt"
+    payload.write_bytes(b"hi")
+    probe = ("import sys, irsock.cli\n"
+             f"code = irsock.cli.main(['send', '--port', 'irsim://send-imports?devices=phone', {str(payload)!r}])\n"
+             "print(code, ' '.join(sorted(name for name in sys.modules if name.startswith(('irsock.cli.', "
+             "'irsock.daemon.', 'irsock.aio', 'irlap.pcap', 'irlap.fir', 'irlap.mir')))))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    code, _, imported = result.stdout.splitlines()[-1].partition(" ")
+    assert code == "0", result.stdout + result.stderr
+    assert imported.split() == ["irsock.cli.common", "irsock.cli.transfer"]
