@@ -16,14 +16,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from irlap import framing
 from irsock import net
 from irsock.net import constants as C
 from irsock.net.values import parse_address
-from irsock.obex import IAS_CLASSES, OBEX_TCP_PORT, ObexClient, ObexServer, PushResult, ReceivedFile
-from irsock.obex import packets as P
+
+if TYPE_CHECKING:  # irsock.obex (11 ms) is imported where a session starts: irda send loads it during the discovery
+    from irsock.obex import PushResult, ReceivedFile
 
 OBEX_HINTS = 0x8420  # Computer + extension, OBEX: what a receiving irsock announces
 TINYTP_ATTRIBUTE = C.TINYTP_LSAP_ATTRIBUTE
@@ -272,6 +273,8 @@ def choose_device(sock: net.socket, to: str | None = None, rounds: int = 5,
 
 def connect_obex(sock: net.socket, address: int, log: Callable[[str], None] = lambda _text: None) -> str:
     """Connect ``sock`` to the OBEX service of ``address`` (IAS class OBEX, then OBEX:IrXfer); the class used."""
+    from irsock.obex import IAS_CLASSES
+
     refused: OSError | None = None
     for service in IAS_CLASSES:
         try:
@@ -356,6 +359,9 @@ def push_files(sock: Any, files: Iterable[Path], *, rate: float | None, out: Tex
     ``on_progress(bytes_sent_of_this_file)`` is called with the progress display (the HIL rig uses it to
     act mid-transfer).
     """
+    from irsock.obex import ObexClient
+    from irsock.obex import packets as P
+
     out = out or sys.stdout
     paths = [Path(f) for f in files]
     client = ObexClient(sock, unit=_pdu_size(sock))
@@ -416,6 +422,8 @@ def check_files(files: Iterable[str]) -> list[Path]:
 # --- receiving ---------------------------------------------------------------------------------------------
 def obex_listener(iface: net.Interface) -> net.socket:
     """A listening TinyTP socket registered in our IAS under every OBEX class, with the OBEX hint set."""
+    from irsock.obex import IAS_CLASSES
+
     listener = iface.socket(C.AF_IRDA, C.SOCK_STREAM)
     listener.bind((IAS_CLASSES[0],))
     lsap = listener.lsap_sel
@@ -449,6 +457,8 @@ def tcp_listener(spec: str) -> net.socket:
 
 def _tcp_port(text: str, spec: str, form: str) -> int:
     """The port in ``text`` (empty: OBEX's 650), or a TransferError naming the expected form."""
+    from irsock.obex import OBEX_TCP_PORT
+
     try:
         port = int(text) if text else OBEX_TCP_PORT
     except ValueError:
@@ -471,6 +481,8 @@ def tcp_address(spec: str) -> tuple[str, int]:
 
 def connect_tcp(spec: str, timeout: float | None) -> net.socket:
     """A TCP connection to the OBEX server at ``HOST[:PORT]``; failures say where and what to check."""
+    from irsock.obex import OBEX_TCP_PORT
+
     host, port = tcp_address(spec)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
@@ -522,6 +534,8 @@ def serve(listener: net.socket, root: Path, *, once: bool = False, max_size: int
     KeyboardInterrupt (Ctrl-C, SIGTERM in ``irda receive``) ends every session, removes their unfinished
     files, and is raised again as :class:`Stopped`.
     """
+    from irsock.obex import ObexServer
+
     received: list[ReceivedFile] = []
     server = ObexServer(root, max_size=max_size, on_file=report, browse=browse, allow_delete=allow_delete, log=log)
     stale = server.remove_stale_parts()
@@ -586,6 +600,8 @@ def _join(workers: list[threading.Thread], timeout: float = 2.0) -> None:
 def _refuse_busy(conn: Any, limit: int) -> None:
     """Answer a session we cannot take with 0xD3 Service Unavailable (with CONNECT's fields, which is what
     the client's first request is), then close; bounded to half a second."""
+    from irsock.obex import packets as P
+
     try:
         with conn:
             conn.settimeout(0.5)

@@ -184,15 +184,20 @@ def detach(iface) -> None:
     stop_builtin_devices(iface.port)
 
 
+def _obex_error() -> type[Exception]:
+    from irsock.obex import ObexError
+
+    return ObexError
+
+
 @contextlib.contextmanager
 def transfer_errors():
     """Turn transfer, OBEX and socket failures into one-line CLI errors."""
     from irsock.apps.transfer import TransferError
-    from irsock.obex import ObexError
 
     try:
         yield
-    except (TransferError, ObexError) as exc:
+    except (TransferError, _obex_error()) as exc:  # evaluated on a failure only: irsock.obex is not imported before
         raise CliError(str(exc)) from None
     except TimeoutError as exc:
         reason = exc.strerror or str(exc) or "no answer"  # once: str() of an OSError repeats the errno

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from irsock.cli.common import (
@@ -91,6 +92,16 @@ def _receiver_hint(iface) -> str:
     return BUILTIN_RECEIVER_HINT if is_builtin(iface.port) else RECEIVER_HINT
 
 
+def _load_obex() -> None:
+    """Import the OBEX client and read the system's MIME table (it types the files pushed): work of the push that a
+    thread does while the port opens (its flush waits 20 ms) and the discovery round waits on the line."""
+    import mimetypes
+
+    import irsock.obex  # noqa: F401 - loaded for connect_obex and push_files
+
+    mimetypes.init()
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     import irsock
     from irsock.apps import transfer
@@ -108,6 +119,8 @@ def cmd_send(args: argparse.Namespace) -> int:
                 say(f"connected to {args.tcp} over TCP")
                 summary = transfer.push_files(sock, files, rate=None, out=out, digest=not args.no_digest)
         else:
+            # what the push needs after the discovery (irsock.obex, the MIME table: 15 ms) loads meanwhile
+            threading.Thread(target=_load_obex, name="irda send: loading OBEX").start()
             iface = attach(args)
             try:
                 with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
