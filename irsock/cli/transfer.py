@@ -120,13 +120,15 @@ def cmd_send(args: argparse.Namespace) -> int:
                 summary = transfer.push_files(sock, files, rate=None, out=out, digest=not args.no_digest)
         else:
             # what the push needs after the discovery (irsock.obex, the MIME table: 15 ms) loads meanwhile
-            threading.Thread(target=_load_obex, name="irda send: loading OBEX").start()
+            loader = threading.Thread(target=_load_obex, name="irda send: loading OBEX")
+            loader.start()
             iface = attach(args)
             try:
                 with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
                     sock.settimeout(args.timeout)
                     device = transfer.choose_device(sock, args.to, log=say, hint=_receiver_hint(iface), iface=iface)
                     say(f"pushing to {transfer.describe_device(device)}")
+                    loader.join()  # long done (discovery takes 0.5 s): the MIME table is never used half-read
                     transfer.connect_obex(sock, device.address, log=say)
                     summary = transfer.push_files(sock, files, rate=transfer.line_rate(iface), out=out,
                                                   digest=not args.no_digest)
