@@ -104,6 +104,19 @@ class FirStats(UnwrapStats):
         return super().dropped + self.illegal
 
 
+def checked_frame(raw: bytes, stats: UnwrapStats) -> bytes | None:
+    """The frame in ``raw`` (a decoded frame and its CRC-32) without the CRC, or None when it is too short or its
+    CRC is bad (counted in ``stats``); for every FIR receive path, ours and a chip driver's."""
+    if len(raw) < 6:
+        stats.runts += 1
+        return None
+    if fcs32(raw) != GOOD_RESIDUE:
+        stats.bad_fcs += 1
+        return None
+    stats.good += 1
+    return raw[:-4]
+
+
 class Unwrapper:
     """Streaming FIR decoder: ``feed(chunk)`` returns the good frames (without CRC) completed by it.
 
@@ -207,14 +220,7 @@ class Unwrapper:
         if raw is None:
             self.stats.illegal += 1
             return None
-        if len(raw) < 6:
-            self.stats.runts += 1
-            return None
-        if fcs32(raw) != GOOD_RESIDUE:
-            self.stats.bad_fcs += 1
-            return None
-        self.stats.good += 1
-        return raw[:-4]
+        return checked_frame(raw, self.stats)
 
 
 def unwrap_all(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> tuple[list[bytes], FirStats]:

@@ -37,7 +37,7 @@ from irlap import framing
 from irlap.dongles import DongleError
 from irlap.dongles.framed import FrameDongle, Received
 from irlap.dongles.usb import UsbPort, UsbStall
-from irlap.fir import GOOD_RESIDUE, fcs32
+from irlap.fir import checked_frame, fcs32
 from irlap.sir import DEFAULT_MAX_FRAME, Unwrapper, UnwrapStats, wrap
 
 REQ_WRITE_REG = 0x00
@@ -141,15 +141,7 @@ class FirUnwrapper:
         if len(body) > self.max_bytes:
             self.stats.oversize += 1
             return None
-        raw = fir_unstuff(body)
-        if len(raw) < 6:
-            self.stats.runts += 1
-            return None
-        if fcs32(raw) != GOOD_RESIDUE:
-            self.stats.bad_fcs += 1
-            return None
-        self.stats.good += 1
-        return raw[:-4]
+        return checked_frame(fir_unstuff(body), self.stats)
 
 
 class Stir4200(FrameDongle):
