@@ -338,6 +338,7 @@ class Station:
         self._degraded_sent = False
         self._received_this_turn = False
         self._answer_waited = False  # this turn's bare answer already waited its grace
+        self._timers.pop("turn", None)  # a turn taken before the reset (one waiting its grace) is not ours now
         self._idle_polls = 0  # idle P-timer waits in a row: the next one is twice as long
         self._close_requested = False
         self._frmr: F.FRMR | None = None

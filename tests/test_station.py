@@ -474,6 +474,19 @@ def test_an_answer_waits_for_data_while_the_port_keeps_the_turnaround_anyway(gra
         assert isinstance(poll, F.RR) and poll.poll_final
 
 
+def test_a_reset_during_the_answer_grace_leaves_no_turn_behind():
+    """The primary resets the link while the secondary's bare answer waits its grace: after the UA the secondary
+    speaks only when polled (the old turn fired later as an unpolled RR with the F bit)."""
+    p, s, now = connect_pair()
+    s.turnaround_from_rx = True
+    s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)
+    assert frames_out(s) == [] and s.next_deadline() == pytest.approx(now + 0.0005)  # waiting its grace
+    s.receive(F.SNRM(address=p.ca).to_bytes(), now=now + 0.0001)  # a reset within the grace
+    assert [type(f) for f in frames_out(s)] == [F.UA]
+    s.handle_timer(now + 0.001)
+    assert frames_out(s) == []
+
+
 def test_idle_primary_polls_quickly_then_backs_off_to_its_max_turnaround():
     p, s, now = connect_pair()
     s.receive(F.RR(address=p.ca, nr=0).to_bytes(), now=now)  # the first poll, answered: A holds the token
