@@ -339,6 +339,19 @@ def test_put_packets_are_whole_transport_units(inbox, unit):
     assert len(puts) >= 3 and all(length == 0xFFFF - 0xFFFF % unit for length in puts), puts
 
 
+def test_headers_that_fit_the_peer_but_not_whole_units_still_go(inbox, monkeypatch):
+    """Whole units (61 bytes at a 64-byte IrLAP data size) cut a 255-byte packet to 244: a first packet whose
+    headers fit in 255 but not in 244 goes at the peer's length instead of failing."""
+    monkeypatch.setattr(server_module, "SERVER_MTU", 255)
+    session = Session(inbox)
+    name = "n" * 80 + ".bin"  # its headers: 247 bytes with the packet and body headers
+    with ObexClient(session.sock, unit=61) as client:
+        assert client.packet_limit() == 244
+        client.put_bytes(name, b"x" * 1000, mime_type="application/octet-stream")
+    session.finish()
+    assert (inbox / name).read_bytes() == b"x" * 1000
+
+
 def test_declared_size_over_the_limit_is_refused_with_entity_too_large(inbox):
     session = Session(inbox, max_size=1000)
     with ObexClient(session.sock) as client:

@@ -204,6 +204,8 @@ class ObexClient:
         while True:
             header_bytes = b"".join(P.encode_header(h, v) for h, v in (self._with_id(headers) if first else []))
             room = self.packet_limit() - 3 - len(header_bytes) - 3
+            if room < 1:  # whole units leave no room beside the headers: the peer's own limit may
+                room = self.peer_mtu - 3 - len(header_bytes) - 3
             if room < 1:
                 raise ObexError(f"the peer's packets ({self.peer_mtu} bytes) cannot hold our headers")
             wanted = min(room, size - sent)
