@@ -661,6 +661,64 @@ def open_stir4200(name: str):
     return chip, driver
 
 
+def test_a_firmware_place_we_may_not_read_is_passed_over(tmp_path, monkeypatch):
+    """An unreadable directory on the firmware path (EACCES: ``is_file`` raises on Python 3.11) does not end the
+    search: the next place is looked in."""
+    from pathlib import Path
+
+    from irlap.dongles.usb.bridge import find_firmware
+
+    locked, good = tmp_path / "locked", tmp_path / "good"
+    good.mkdir()
+    (good / "42101001.sb").write_bytes(b"patch")
+    real_is_file = Path.is_file
+
+    def is_file(path):
+        if str(path).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setenv("IRSOCK_FIRMWARE_PATH", f"{locked}:{good}")
+    found, searched = find_firmware("42101001.sb")
+    assert found == good / "42101001.sb" and searched[:2] == [locked, good]
+
+
+def test_stir4200_fir_frame_split_at_an_escape_arrives_whole():
+    """A frame longer than the FIFO once escaped goes in two blocks. The driver never ends a block between an
+    escape and the byte it escapes, and the chip's modulator (one byte stream from the FIFO) takes an escape at
+    a block's end for the next block's first byte: a frame cut there failed its CRC on every retransmission."""
+    from irlap import fir
+    from irlap.dongles.usb.stir4200 import FIFO_SIZE, fir_block
+
+    name = fresh()
+    chip, driver = open_stir4200(name)
+    writes = []
+    real_write = driver.port.bulk_write
+    driver.port.bulk_write = lambda endpoint, data: (writes.append(bytes(data)), real_write(endpoint, data))[1]
+    try:
+        driver.set_speed(4000000)
+        listener = get_medium(name)[0].attach_light("listener", speed=4000000)
+        decoder = fir.Unwrapper()
+        heard = []
+        listener.on_light = lambda data: heard.extend(decoder.feed(data))
+        frame = b"\xff\x93\x00" + b"\x7e" * 2045  # an even split of its escaped bytes would cut 7D | 5E
+        block = fir_block(frame)
+        assert len(block) > FIFO_SIZE - 4 and block[FIFO_SIZE - 5] == 0x7D
+        driver.send_frame(frame, 0)
+        wait_until(lambda: heard == [frame], "the frame arrived whole")
+        pieces = [w[4:] for w in writes if w[:2] == b"\x55\xaa"]
+        assert len(pieces) == 2 and b"".join(pieces) == block and not pieces[0].endswith(b"\x7d")
+        # the chip itself, given blocks cut at the escape by some other host: the same frame
+        cut = FIFO_SIZE - 4
+        for piece in (block[:cut], block[cut:]):
+            driver.port.bulk_write(0x01, b"\x55\xaa" + len(piece).to_bytes(2, "little") + piece)
+        wait_until(lambda: len(heard) == 2, "the frame cut at its escape arrived")
+        assert heard == [frame, frame] and decoder.stats.bad_fcs == 0
+    finally:
+        driver.close()
+
+
 def test_stir4200_fir_speed_sequence_and_host_framing():
     """The speed change to FIR writes MODE = FIR | FFRSTEN | FASTRX | NRESET and PDCLK 0x02; a frame the driver
     sends is a FIR frame a receiver takes; host framing that is wrong at FIR (SIR wrapping, a lone flag, a CRC

@@ -428,6 +428,7 @@ class Stir4200Chip(ChipModel):
         self.regs[3] = 0x01  # CTRL1: the modulator comes up in reset
         self.rx = bytearray()
         self.tx_state = self.OUT
+        self.tx_escape = False  # a frame's 0x7D ended the last block: it escapes the next block's first byte
         self.demodulator: _FirDemodulator | None = None
 
     def _speed(self) -> int | None:
@@ -447,7 +448,7 @@ class Stir4200Chip(ChipModel):
         if speed != self.light.speed:
             self.light.set_speed(speed)
             with self.lock:
-                self.tx_state = self.OUT
+                self.tx_state, self.tx_escape = self.OUT, False
                 self.demodulator = _FirDemodulator() if speed == 4000000 else None
 
     def _fifo(self) -> bytes:
@@ -517,11 +518,15 @@ class Stir4200Chip(ChipModel):
                 stop = block.find(b"\x7e", pos)
                 segment = block[pos:end if stop < 0 else stop]
                 abort = segment.find(b"\x7f")
+                carried, self.tx_escape = (b"\x7d" if self.tx_escape else b""), False
                 if abort >= 0:
-                    out += self._data_chips(segment[:abort]) + b"\x00\x00"  # empty symbols: an abort
+                    out += self._data_chips(carried + segment[:abort]) + b"\x00\x00"  # empty symbols: an abort
                     self.tx_state, pos = self.OUT, pos + abort + 1
                     continue
-                out += self._data_chips(segment)
+                if stop < 0 and (len(segment) - len(segment.rstrip(b"\x7d"))) % 2:
+                    # the FIFO is one byte stream: an escape that ends a block applies to the next block's first byte
+                    self.tx_escape, segment = True, segment[:-1]
+                out += self._data_chips(carried + segment)
                 if stop < 0:
                     break
                 out += fir.STOP_FLAG[:2]

@@ -104,9 +104,12 @@ def find_firmware(name: str, option: str | None = None) -> tuple[Path | None, li
     """The first ``name`` found on :func:`firmware_search_path` (a place that is a file is taken as the file)."""
     searched = firmware_search_path(option)
     for place in searched:
-        candidate = place if place.is_file() else place / name
-        if candidate.is_file():
-            return candidate, searched
+        try:
+            candidate = place if place.is_file() else place / name
+            if candidate.is_file():
+                return candidate, searched
+        except OSError:
+            continue  # a place we may not read (EACCES): the next one
     return None, searched
 
 

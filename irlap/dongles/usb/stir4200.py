@@ -237,11 +237,15 @@ class Stir4200(FrameDongle):
         # a frame whose escapes make it longer than the FIFO (2 KB of 0x7E at FIR) goes in two blocks, the second
         # once the FIFO has room: the FIFO is one byte stream to the modulator (Linux wrote past its 4 KB buffer)
         room = FIFO_SIZE - 4
-        for offset in range(0, len(wire), room):
+        offset = 0
+        while offset < len(wire):
             piece = wire[offset:offset + room]
+            if offset + len(piece) < len(wire) and (len(piece) - len(piece.rstrip(b"\x7d"))) % 2:
+                piece = piece[:-1]  # a block never ends between an escape and the byte it escapes
             if offset:
                 self.fifo_room(len(piece) + 4)
             self.port.bulk_write(EP_OUT, b"\x55\xaa" + len(piece).to_bytes(2, "little") + piece)
+            offset += len(piece)
 
     def fifo_room(self, needed: int) -> None:
         """Wait until the transmit FIFO has room for ``needed`` bytes."""
