@@ -149,17 +149,8 @@ def test_mcs7780_at_mir_and_fir_in_real_time(baud):
     try:
         serve_echo(peer)
         with irsock.attach(url("mcs7780", name), nickname="pc", qos=QosParams.offer(max_baud=baud)) as iface:
-            [device] = iface.discover(timeout=5)
             payload = bytes(range(256)) * 80
-            with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
-                sock.connect((device.address, "Echo"))
-                sock.sendall(payload)
-                received = bytearray()
-                while len(received) < len(payload):
-                    data = sock.recv(65536)
-                    assert data, "the echo ended early"
-                    received += data
-            assert bytes(received) == payload
+            assert fir_echo(iface, payload) == payload
             assert iface.runtime.station.params.baud == baud and iface.runtime.frames.speed == baud
             chip = chip_of(iface.runtime.port)
             assert chip.light.speed == baud and chip.xcvr_kind == ("fir" if baud == 4000000 else "mir")
@@ -602,7 +593,7 @@ def test_irda_serve_takes_a_usb_adapter_back_when_it_is_plugged_in_again(daemon_
 
 # --- MIR/FIR through the STIr4200 and the Bridge class ---------------------------------------------------------
 def fir_echo(iface, payload: bytes) -> bytes:
-    """``payload`` through the Echo service of the only device ``iface`` discovers."""
+    """``payload`` through the Echo service of the only device ``iface`` discovers (sent whole, then read back)."""
     [device] = iface.discover(timeout=5)
     with iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as sock:
         sock.connect((device.address, "Echo"))

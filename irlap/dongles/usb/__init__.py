@@ -94,8 +94,8 @@ def parse_usb_url(url: str) -> UsbUrl:
     usage = "usb:, usb:VID:PID (hex, e.g. usb:066f:4200) or usb:BUS-PORT (e.g. usb:1-4.2)"
     try:
         if not selector:
-            pass
-        elif ":" in selector:
+            return parsed  # usb: alone: the first known adapter
+        if ":" in selector:
             vid, pid = selector.split(":")
             parsed.vid, parsed.pid = int(vid, 16), int(pid, 16)
             if not (0 <= parsed.vid <= 0xFFFF and 0 <= parsed.pid <= 0xFFFF):

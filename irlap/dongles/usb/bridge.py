@@ -49,7 +49,7 @@ from pathlib import Path
 from irlap import framing
 from irlap.dongles import DongleError
 from irlap.dongles.framed import FrameDongle, Received
-from irlap.dongles.usb import UsbPort, UsbStall
+from irlap.dongles.usb import UsbPort, UsbStall, is_usb_url, parse_usb_url
 from irlap.qos import (
     ADDITIONAL_BOFS,
     BAUD_RATES,
@@ -260,13 +260,8 @@ class UsbBridge(FrameDongle):
         """Find, check and download the STIr421x firmware patch (see the module docstring)."""
         bcd = int(getattr(self.port, "bcd_device", 0) or 0)
         name = stir421x_firmware_name(bcd)
-        option = None
-        try:
-            from irlap.dongles.usb import parse_usb_url
-
-            option = parse_usb_url(self.port.url).options.get("firmware") or None
-        except Exception:  # noqa: BLE001 - a port without a usb: URL has no option to give
-            pass
+        url = getattr(self.port, "url", "")
+        option = parse_usb_url(url).options.get("firmware") or None if is_usb_url(url) else None
         path, searched = find_firmware(name, option)
         if path is None:
             places = ", ".join(str(p) for p in searched)
