@@ -75,6 +75,25 @@ def test_one_megabyte_both_ways(endpoints):
         client.shutdown(2)
 
 
+def sink(iface):
+    """A listener bound to "Sink" on ``iface`` and a thread that keeps what one connection sends, until its EOF:
+    (listener, the bytes received so far, the thread)."""
+    server = iface.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
+    server.bind(("Sink",))
+    server.listen()
+    received = bytearray()
+
+    def keep():
+        conn, _peer = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                received.extend(data)
+
+    reader = threading.Thread(target=keep, daemon=True)
+    reader.start()
+    return server, received, reader
+
+
 def test_a_writer_with_a_full_send_queue_is_woken_by_the_stack_not_by_its_own_polling(medium, monkeypatch):
     """TinyTP says when PDUs left its queue (TtpWritable). Without it a blocked sendall waited for some other
     event or its wait slice each time the 8 kB send buffer filled: this transfer took 26 s instead of 0.5 s,
@@ -83,19 +102,7 @@ def test_a_writer_with_a_full_send_queue_is_woken_by_the_stack_not_by_its_own_po
 
     monkeypatch.setattr(endpoint, "WAIT_SLICE", 60.0)  # a missed wake-up now costs the socket's timeout
     a, b = medium
-    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
-    server.bind(("Sink",))
-    server.listen()
-    received = bytearray()
-
-    def sink():
-        conn, _peer = server.accept()
-        with conn:
-            while data := conn.recv(65536):
-                received.extend(data)
-
-    reader = threading.Thread(target=sink, daemon=True)
-    reader.start()
+    server, received, reader = sink(b)
     payload = random.Random(5).randbytes(200_000)  # 25 times the send buffer
     with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
         client.settimeout(3)  # far above a woken wait (milliseconds); far below a wait for the 60 s slice
@@ -121,19 +128,7 @@ def test_a_stream_writer_let_in_by_a_drained_buffer_queues_whole_pdus(interfaces
     slow = QosParams.offer(max_baud=9600)  # 256-byte frames: the buffer drains in many small steps
     a = interfaces("alpha", qos=slow, trace=trace)
     b = interfaces("beta", qos=slow)
-    server = b.socket(irsock.AF_IRDA, irsock.SOCK_STREAM)
-    server.bind(("Sink",))
-    server.listen()
-    received = bytearray()
-
-    def sink():
-        conn, _peer = server.accept()
-        with conn:
-            while data := conn.recv(65536):
-                received.extend(data)
-
-    reader = threading.Thread(target=sink, daemon=True)
-    reader.start()
+    server, received, reader = sink(b)
     payload = random.Random(6).randbytes(60_000)
     with a.socket(irsock.AF_IRDA, irsock.SOCK_STREAM) as client:
         client.settimeout(30)
